@@ -1,0 +1,43 @@
+"""What a detector loads and how it scores by default; torch-free so settings can build it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+DEFAULT_FRAMES = 32  # selim's DFDC-winning pipeline samples 32 frames per video.
+DEFAULT_POLICY = "max-identity"  # one swapped face is enough to make a video fake.
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Fixed for a detector's life: which models, on which device, with which defaults.
+
+    Attributes:
+        registry_path: registry TOML; None means the project's `weights/registry.toml`.
+        models: model ids, or a single ensemble name; None means the registry's default ensemble.
+        device: "auto", "cpu" or "cuda" (or "cuda:N").
+        frames: frames sampled per video unless a request says otherwise.
+        policy: aggregation policy name unless a request says otherwise.
+        threshold: P(fake) at or above which a video is labelled fake.
+    """
+
+    registry_path: Path | None = None
+    models: tuple[str, ...] | None = None
+    device: str = "auto"
+    frames: int = DEFAULT_FRAMES
+    policy: str = DEFAULT_POLICY
+    threshold: float = DEFAULT_THRESHOLD
+
+
+class DetectOptions(BaseModel):
+    """Per-request overrides; None keeps the detector's default."""
+
+    frames: int | None = Field(default=None, ge=1, le=1024)
+    fps: float | None = Field(default=None, gt=0, le=60, description="Sample this many frames per second instead of a fixed count.")
+    policy: str | None = None
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    models: list[str] | None = Field(default=None, description="Subset of the loaded model ids.")

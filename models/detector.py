@@ -1,0 +1,248 @@
+"""The one object workers, the CLI and the benchmark share: load once, then video -> result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from models.aggregation import AggregationPolicy, CropScores, get_policy, identity_scores
+from models.config import DetectOptions, DetectorConfig
+from models.crops import CropSpec, crop_face, crops_to_tensor
+from models.device import resolve_device
+from models.ensemble import Ensemble, Member
+from models.errors import ConfigError
+from models.faces import Face, FaceDetector
+from models.registry import Registry
+from models.schema import (
+    Box,
+    DetectionResult,
+    FaceScore,
+    FrameScore,
+    IdentityScore,
+    ModelInfo,
+    VideoInfo,
+)
+from models.tracking import assign_identities
+from models.video import FrameSampling, SampledFrame, read_sampled_frames
+
+Progress = Callable[[str, float], None]
+STAGES = ("decode", "detect_faces", "crop", "classify", "aggregate")
+WARMUP_SIZE = (360, 640)  # a small frame: enough to build kernels and allocate buffers once
+
+
+@dataclass
+class _LocatedFace:
+    """A detected face with where it came from: frame position and identity."""
+
+    frame: int
+    face: Face
+    identity: int
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+class Detector:
+    """Loads the face detector and the classifier ensemble once; scores videos one at a time."""
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        get_policy(self.config.policy)  # refuse a bad default before loading anything
+        self.device = resolve_device(self.config.device)
+        self._faces: FaceDetector | None = None
+        self._ensemble: Ensemble | None = None
+
+    def load(self) -> None:
+        """Load every model; raises MissingWeightsError naming any absent weights file."""
+        if self._ensemble is not None:
+            return
+        registry = Registry.load(self.config.registry_path)
+        self._ensemble = Ensemble.load(registry, self.config.models, self.device)
+        self._faces = FaceDetector(device=self.device)
+
+    def warmup(self) -> None:
+        """One pass on a blank frame and a dummy crop per spec, so the first video is not slow."""
+        faces, ensemble = self._loaded()
+        faces.detect([np.zeros((*WARMUP_SIZE, 3), dtype=np.uint8)])
+        ensemble.predict(
+            {spec: crops_to_tensor([_blank_crop(spec)], spec) for spec in ensemble.specs}
+        )
+
+    @property
+    def models(self) -> list[ModelInfo]:
+        return [member.info for member in self._loaded()[1].members]
+
+    def detect(
+        self,
+        path: str | Path,
+        options: DetectOptions | None = None,
+        progress: Progress | None = None,
+    ) -> DetectionResult:
+        """Score one video (or image). Raises VideoError for undecodable input."""
+        faces_model, ensemble = self._loaded()
+        options = options or DetectOptions()
+        policy = get_policy(options.policy or self.config.policy)
+        threshold = self.config.threshold if options.threshold is None else options.threshold
+        members = ensemble.select(options.models)
+        report = progress or (lambda stage, fraction: None)
+        clock = _Stopwatch()
+        started = time.perf_counter()
+
+        with clock.stage("decode"):
+            report("decode", 0.0)
+            info, frames = read_sampled_frames(path, _sampling(options, self.config))
+        with clock.stage("detect_faces"):
+            report("detect_faces", 0.0)
+            faces_per_frame = faces_model.detect([frame.image for frame in frames])
+            located = _locate(faces_per_frame)
+        if not located:
+            clock.seconds["total"] = time.perf_counter() - started
+            return self._no_face(info, frames, policy.name, threshold, members, clock.seconds)
+
+        with clock.stage("crop"):
+            report("crop", 0.0)
+            crops = {
+                spec: crops_to_tensor(
+                    [crop_face(frames[f.frame].image, f.face.box, spec) for f in located], spec
+                )
+                for spec in dict.fromkeys(m.entry.preprocessing for m in members)
+            }
+        with clock.stage("classify"):
+            report("classify", 0.0)
+            per_model = ensemble.predict(crops, [m.entry.id for m in members])
+        with clock.stage("aggregate"):
+            report("aggregate", 0.0)
+            scores = CropScores(
+                identities=np.array([f.identity for f in located]), per_model=per_model
+            )
+            video_probability = policy.video_score(scores)
+            result_frames = _frame_scores(frames, located, scores)
+            identities = _identity_scores(policy, scores, result_frames, threshold)
+        clock.seconds["total"] = time.perf_counter() - started
+        report("done", 1.0)
+        return DetectionResult(
+            status="ok",
+            probability=video_probability,
+            label=_label(video_probability, threshold),
+            threshold=threshold,
+            aggregation=policy.name,
+            identities=identities,
+            frames=result_frames,
+            models=[m.info for m in members],
+            video=info,
+            sampled_frames=len(frames),
+            timings=clock.seconds,
+        )
+
+    def _loaded(self) -> tuple[FaceDetector, Ensemble]:
+        if self._faces is None or self._ensemble is None:
+            self.load()
+        assert self._faces is not None and self._ensemble is not None
+        return self._faces, self._ensemble
+
+    @staticmethod
+    def _no_face(
+        info: VideoInfo,
+        frames: list[SampledFrame],
+        policy: str,
+        threshold: float,
+        members: list[Member],
+        timings: dict[str, float],
+    ) -> DetectionResult:
+        return DetectionResult(
+            status="no_face",
+            probability=None,
+            label=None,
+            threshold=threshold,
+            aggregation=policy,
+            identities=[],
+            frames=[FrameScore(index=f.index, timestamp=f.timestamp, faces=[]) for f in frames],
+            models=[m.info for m in members],
+            video=info,
+            sampled_frames=len(frames),
+            timings=timings,
+        )
+
+
+def _sampling(options: DetectOptions, config: DetectorConfig) -> FrameSampling:
+    if options.fps is not None:
+        if options.frames is not None:
+            raise ConfigError("give either frames or fps, not both")
+        return FrameSampling(count=None, per_second=options.fps)
+    return FrameSampling(count=options.frames or config.frames)
+
+
+def _blank_crop(spec: CropSpec) -> np.ndarray:
+    return np.zeros((spec.size, spec.size, 3), dtype=np.uint8)
+
+
+def _locate(faces_per_frame: list[list[Face]]) -> list[_LocatedFace]:
+    identities = assign_identities(faces_per_frame)
+    return [
+        _LocatedFace(frame=frame_position, face=face, identity=identity)
+        for frame_position, (faces, ids) in enumerate(zip(faces_per_frame, identities, strict=True))
+        for face, identity in zip(faces, ids, strict=True)
+    ]
+
+
+def _label(probability: float, threshold: float) -> str:
+    return "fake" if probability >= threshold else "real"
+
+
+def _frame_scores(
+    frames: list[SampledFrame], located: list[_LocatedFace], scores: CropScores
+) -> list[FrameScore]:
+    ensemble = scores.ensemble
+    by_frame: dict[int, list[FaceScore]] = {position: [] for position in range(len(frames))}
+    for crop_index, item in enumerate(located):
+        box = item.face.box
+        by_frame[item.frame].append(
+            FaceScore(
+                box=Box(x1=float(box[0]), y1=float(box[1]), x2=float(box[2]), y2=float(box[3])),
+                detection_confidence=min(1.0, float(item.face.confidence)),
+                landmarks=[(float(x), float(y)) for x, y in item.face.landmarks],
+                identity=item.identity,
+                model_probabilities={
+                    model_id: float(p[crop_index]) for model_id, p in scores.per_model.items()
+                },
+                probability=float(ensemble[crop_index]),
+            )
+        )
+    return [
+        FrameScore(index=frame.index, timestamp=frame.timestamp, faces=by_frame[position])
+        for position, frame in enumerate(frames)
+    ]
+
+
+def _identity_scores(
+    policy: AggregationPolicy, scores: CropScores, frames: list[FrameScore], threshold: float
+) -> list[IdentityScore]:
+    result = []
+    for identity, probability in identity_scores(policy, scores).items():
+        seen = [f.timestamp for f in frames if any(face.identity == identity for face in f.faces)]
+        result.append(
+            IdentityScore(
+                identity=identity,
+                probability=probability,
+                label=_label(probability, threshold),
+                faces=int(np.count_nonzero(scores.identities == identity)),
+                first_timestamp=min(seen),
+                last_timestamp=max(seen),
+            )
+        )
+    return result
+

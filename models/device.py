@@ -1,0 +1,52 @@
+"""Where the models run and in which precision.
+
+On CUDA, half-precision autocast is standard. On CPU, bf16 autocast is only worth it (and only
+accurate enough) where the CPU has native bf16 matrix instructions; elsewhere fp32 is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from models.errors import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn "auto", "cpu", "cuda" or "cuda:N" into a device, refusing CUDA when there is none."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(f"unknown device {name!r}: use auto, cpu or cuda[:N]") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for but no CUDA GPU is available")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {name!r}: use auto, cpu or cuda[:N]")
+    return device
+
+
+def cpu_supports_bf16() -> bool:
+    """True when oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The reduced precision to autocast to on this device, or None to stay in fp32."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_supports_bf16() else None
+
+
+@contextlib.contextmanager
+def inference_context(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """`inference_mode` plus autocast to `dtype` when one is given."""
+    with torch.inference_mode():
+        if dtype is None:
+            yield
+        else:
+            with torch.autocast(device_type=device.type, dtype=dtype):
+                yield

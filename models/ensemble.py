@@ -1,0 +1,109 @@
+"""Run every ensemble member on the crops made for it and return calibrated P(fake) per crop."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.crops import CropSpec
+from models.device import autocast_dtype, inference_context
+from models.errors import ConfigError
+from models.registry import ModelEntry, Registry, load_classifier
+from models.schema import ModelInfo
+
+DEFAULT_BATCH_SIZE = 64  # crops per forward; a 32-frame video with one face is one batch.
+
+
+@dataclass(frozen=True)
+class Member:
+    entry: ModelEntry
+    model: nn.Module
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            id=self.entry.id,
+            architecture=self.entry.architecture,
+            sha256=self.entry.sha256 or "",
+            license=self.entry.license,
+        )
+
+
+class Ensemble:
+    """Loaded members on one device; each sees crops made with its own `CropSpec`."""
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        device: torch.device,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if not members:
+            raise ConfigError("an ensemble needs at least one model")
+        self.members = list(members)
+        self.device = device
+        self.batch_size = batch_size
+        self.dtype = autocast_dtype(device)
+
+    @classmethod
+    def load(
+        cls, registry: Registry, names: Sequence[str] | None, device: torch.device
+    ) -> Ensemble:
+        """Load the named models (ids or one ensemble name; None = the default ensemble)."""
+        members = []
+        for entry in registry.resolve(names):
+            model = load_classifier(entry, registry, device=device)
+            model.to(memory_format=torch.channels_last)
+            members.append(Member(entry=entry, model=model))
+        return cls(members, device)
+
+    @property
+    def ids(self) -> list[str]:
+        return [member.entry.id for member in self.members]
+
+    @property
+    def specs(self) -> list[CropSpec]:
+        """Distinct crop specs, in member order: crops are made once per spec."""
+        return list(dict.fromkeys(member.entry.preprocessing for member in self.members))
+
+    def select(self, model_ids: Sequence[str] | None) -> list[Member]:
+        """The members to use for one request; all when `model_ids` is None."""
+        if model_ids is None:
+            return self.members
+        unknown = sorted(set(model_ids) - set(self.ids))
+        if unknown:
+            raise ConfigError(
+                f"model(s) {', '.join(unknown)} are not loaded; available: {', '.join(self.ids)}"
+            )
+        return [member for member in self.members if member.entry.id in model_ids]
+
+    def predict(
+        self,
+        crops: Mapping[CropSpec, torch.Tensor],
+        model_ids: Sequence[str] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """P(fake) per crop for each selected member, temperature-calibrated.
+
+        Args:
+            crops: one (N,3,S,S) tensor per crop spec, the same N faces in the same order.
+            model_ids: subset of members to run; None runs all.
+        """
+        return {
+            member.entry.id: self._predict_member(member, crops[member.entry.preprocessing])
+            for member in self.select(model_ids)
+        }
+
+    def _predict_member(self, member: Member, batch: torch.Tensor) -> np.ndarray:
+        logits = []
+        with inference_context(self.device, self.dtype):
+            for start in range(0, len(batch), self.batch_size):
+                chunk = batch[start : start + self.batch_size].to(
+                    self.device, non_blocking=True, memory_format=torch.channels_last
+                )
+                logits.append(member.model(chunk).float().reshape(-1))
+        calibrated = torch.cat(logits) / member.entry.temperature
+        return torch.sigmoid(calibrated).cpu().numpy().astype(np.float64)
