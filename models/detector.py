@@ -111,7 +111,9 @@ class Detector:
             located = _locate(faces_per_frame)
         if not located:
             clock.seconds["total"] = time.perf_counter() - started
-            return self._no_face(info, frames, policy.name, threshold, members, clock.seconds)
+            return self._no_face(
+                Path(path).name, info, frames, policy.name, threshold, members, clock.seconds
+            )
 
         with clock.stage("crop"):
             report("crop", 0.0)
@@ -135,6 +137,7 @@ class Detector:
         clock.seconds["total"] = time.perf_counter() - started
         report("done", 1.0)
         return DetectionResult(
+            file=Path(path).name,
             status="ok",
             probability=video_probability,
             label=_label(video_probability, threshold),
@@ -156,6 +159,7 @@ class Detector:
 
     @staticmethod
     def _no_face(
+        file: str,
         info: VideoInfo,
         frames: list[SampledFrame],
         policy: str,
@@ -164,6 +168,7 @@ class Detector:
         timings: dict[str, float],
     ) -> DetectionResult:
         return DetectionResult(
+            file=file,
             status="no_face",
             probability=None,
             label=None,

@@ -83,6 +83,7 @@ class VideoInfo(BaseModel):
 class DetectionResult(BaseModel):
     """Verdict for one video. `probability` is null when no face was found: never a guess."""
 
+    file: str | None = Field(default=None, description="Name of the scanned file.")
     status: Status
     probability: float | None = Field(ge=0.0, le=1.0)
     label: Label | None

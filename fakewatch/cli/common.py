@@ -1,0 +1,86 @@
+"""Options and helpers shared by the commands that run the detector (scan, eval, bench)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from models.config import DEFAULT_FRAMES, DEFAULT_POLICY, DEFAULT_THRESHOLD, DetectorConfig
+
+MEDIA_SUFFIXES = frozenset(
+    {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp",
+     ".jpg", ".jpeg", ".png", ".webp"}
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def detector_options(command: F) -> F:
+    """Add the options that choose models, device and scoring defaults."""
+    options = [
+        click.option("--models", "models", default=None, metavar="IDS",
+                     help="Comma-separated model ids or one ensemble name (default: the registry's default ensemble)."),
+        click.option("--frames", type=click.IntRange(1, 1024), default=DEFAULT_FRAMES, show_default=True,
+                     help="Frames sampled evenly over each video."),
+        click.option("--policy", type=click.Choice(["max-identity", "mean", "confident"]),
+                     default=DEFAULT_POLICY, show_default=True, help="How crop scores become a video score."),
+        click.option("--threshold", type=click.FloatRange(0, 1), default=DEFAULT_THRESHOLD, show_default=True,
+                     help="P(fake) at or above which a video is labelled fake."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
+        click.option("--threads", type=click.IntRange(1), default=None,
+                     help="CPU threads for torch (default: one per core)."),
+        click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, envvar="FAKEWATCH_REGISTRY_PATH",
+                     help="Weights registry TOML (default: the project's weights/registry.toml)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def detector_config(
+    models: str | None, frames: int, policy: str, threshold: float, device: str,
+    registry_path: Path | None,
+) -> DetectorConfig:
+    return DetectorConfig(
+        registry_path=registry_path,
+        models=tuple(m.strip() for m in models.split(",") if m.strip()) if models else None,
+        device=device,
+        frames=frames,
+        policy=policy,
+        threshold=threshold,
+    )
+
+
+def load_detector(config: DetectorConfig, threads: int | None):  # -> models.detector.Detector
+    """Build, load and warm up a detector, turning load failures into a clean CLI error."""
+    import torch
+
+    from models.detector import Detector
+    from models.errors import FakewatchError
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        detector = Detector(config)
+        detector.load()
+        detector.warmup()
+    except FakewatchError as error:
+        raise click.ClickException(str(error)) from error
+    return detector
+
+
+def expand_inputs(paths: Iterable[Path]) -> list[Path]:
+    """Files as given, and every video or image file below each folder, sorted."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+            )
+        else:
+            found.append(path)
+    return found

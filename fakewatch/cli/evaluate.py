@@ -1,0 +1,91 @@
+"""`fakewatch eval`: run the detector over a labeled folder and report detection metrics."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from fakewatch.cli.common import detector_config, detector_options, load_detector
+
+
+@click.command("eval")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="labels.csv (file,label[,group,subset]) or DFDC metadata.json; "
+                   "default: found in FOLDER, or the FaceForensics++ layout.")
+@click.option("--subset", "subsets", multiple=True, help="Only videos of this subset (repeatable).")
+@click.option("--group", "groups", multiple=True, help="Only videos of this group (repeatable).")
+@detector_options
+@click.option("--roc", "roc_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("fakewatch-roc.png"), show_default=True, help="Where to write the ROC curve PNG.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def evaluate(
+    folder: Path, labels: Path | None, subsets: tuple[str, ...], groups: tuple[str, ...],
+    models: str | None, frames: int, policy: str, threshold: float, device: str,
+    threads: int | None, registry_path: Path | None, roc_path: Path, as_json: bool,
+) -> None:
+    """Evaluate on a labeled folder: AUC, log loss, accuracy, precision, recall, F1, confusion matrix."""
+    from tqdm import tqdm
+
+    from models.datasets import list_labeled_videos
+    from models.errors import FakewatchError
+    from models.evaluation import ScoredVideo, evaluate as evaluate_videos, plot_roc
+
+    try:
+        videos = list_labeled_videos(folder, labels)
+    except FakewatchError as error:
+        raise click.ClickException(str(error)) from error
+    videos = [
+        v for v in videos
+        if (not subsets or v.subset in subsets) and (not groups or v.group in groups)
+    ]
+    if not videos:
+        raise click.ClickException("no labeled videos match")
+    detector = load_detector(
+        detector_config(models, frames, policy, threshold, device, registry_path), threads
+    )
+    scored: list[ScoredVideo] = []
+    errors: dict[str, str] = {}
+    for video in tqdm(videos, desc="evaluating", unit="video", file=sys.stderr, disable=None):
+        try:
+            result = detector.detect(video.path)
+        except FakewatchError as error:
+            errors[str(video.path)] = str(error)
+            continue
+        frame_scores = [max(f.probability for f in frame.faces) for frame in result.frames if frame.faces]
+        scored.append(ScoredVideo(str(video.path), video.label, result.probability, frame_scores, video.subset))
+    report = evaluate_videos(scored, threshold, errors)
+    plot_roc(scored, roc_path)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        click.echo(format_report(report))
+        click.echo(f"ROC curve: {roc_path}")
+
+
+def format_report(report) -> str:  # report: models.evaluation.EvaluationReport
+    """A readable table of the report."""
+    lines = [f"threshold {report.threshold:.2f}"]
+    rows = [("video", report.video), ("frame", report.frame)]
+    rows += [(f"  {name}", m) for name, m in report.video_by_subset.items()]
+    lines.append(f"{'level':<22}{'n':>5}{'fake':>6}{'AUC':>8}{'logloss':>9}{'acc':>7}{'prec':>7}{'recall':>7}{'F1':>7}")
+    for name, m in rows:
+        if m is None:
+            lines.append(f"{name:<22}  (nothing scored)")
+            continue
+        auc = "-" if m.auc is None else f"{m.auc:.3f}"
+        lines.append(
+            f"{name:<22}{m.count:>5}{m.fakes:>6}{auc:>8}{m.log_loss:>9.3f}{m.accuracy:>7.3f}"
+            f"{m.precision:>7.3f}{m.recall:>7.3f}{m.f1:>7.3f}"
+        )
+    for name, m in rows[:2]:
+        if m is not None:
+            (tn, fp), (fn, tp) = m.confusion_matrix
+            lines.append(f"{name} confusion: real->real {tn}  real->fake {fp}  fake->real {fn}  fake->fake {tp}")
+    if report.no_face:
+        lines.append(f"no face found in {len(report.no_face)} video(s): {', '.join(report.no_face)}")
+    for path, message in report.errors.items():
+        lines.append(f"error {path}: {message}")
+    return "\n".join(lines)
