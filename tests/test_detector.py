@@ -1,0 +1,113 @@
+"""The Detector end to end: real videos, real MTCNN, tiny real classifiers loaded from disk."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.config import DetectOptions, DetectorConfig
+from models.detector import Detector
+from models.errors import ConfigError, MissingWeightsError, VideoError
+from tests.tiny_models import write_test_registry
+
+FRAMES = 8
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_test_registry(tmp_path_factory.mktemp("tiny-registry"))
+
+
+@pytest.fixture(scope="session")
+def detector(tiny_registry: Path) -> Detector:
+    detector = Detector(DetectorConfig(registry_path=tiny_registry, device="cpu", frames=FRAMES))
+    detector.load()
+    detector.warmup()
+    return detector
+
+
+def test_face_video_scores_every_frame(detector: Detector, face_video: Path) -> None:
+    result = detector.detect(face_video)
+    assert result.status == "ok"
+    assert result.sampled_frames == FRAMES == len(result.frames)
+    assert all(len(frame.faces) == 1 for frame in result.frames)
+    assert [i.identity for i in result.identities] == [0]
+    timestamps = [frame.timestamp for frame in result.frames]
+    assert timestamps == sorted(timestamps)
+    assert {m.id for m in result.models} == {"tiny-meso", "tiny-hybrid"}
+    assert all(len(m.sha256) == 64 for m in result.models)
+    for frame in result.frames:
+        face = frame.faces[0]
+        assert set(face.model_probabilities) == {"tiny-meso", "tiny-hybrid"}
+        assert face.probability == pytest.approx(np.mean(list(face.model_probabilities.values())))
+        assert face.box.width > 20 and face.detection_confidence > 0.9
+    # Default policy: the video is its most fake person; one person here.
+    assert result.probability == pytest.approx(result.identities[0].probability)
+    assert result.label == ("fake" if result.probability >= result.threshold else "real")
+    assert set(result.timings) == {"decode", "detect_faces", "crop", "classify", "aggregate", "total"}
+    assert result.file == face_video.name
+
+
+def test_two_people_are_two_identities(detector: Detector, two_face_video: Path) -> None:
+    result = detector.detect(two_face_video)
+    assert [i.identity for i in result.identities] == [0, 1]
+    assert result.probability == pytest.approx(max(i.probability for i in result.identities))
+    for identity in result.identities:
+        assert identity.faces >= FRAMES - 1
+        assert identity.first_timestamp < identity.last_timestamp
+
+
+def test_no_face_is_explicit(detector: Detector, blank_video: Path) -> None:
+    result = detector.detect(blank_video)
+    assert result.status == "no_face"
+    assert result.probability is None and result.label is None
+    assert result.identities == [] and len(result.frames) == FRAMES
+
+
+def test_image_is_a_one_frame_video(detector: Detector, face_image: Path) -> None:
+    result = detector.detect(face_image)
+    assert result.status == "ok" and result.sampled_frames == 1 and result.video.is_image
+
+
+@pytest.mark.parametrize("kind", ["empty", "text", "audio_only", "garbage", "no_frames"])
+def test_bad_files_raise_video_error(detector: Detector, bad_files: dict[str, Path], kind: str) -> None:
+    with pytest.raises(VideoError):
+        detector.detect(bad_files[kind])
+
+
+def test_options_override_defaults(detector: Detector, face_video: Path) -> None:
+    full = detector.detect(face_video)
+    one = detector.detect(face_video, DetectOptions(models=["tiny-meso"], frames=4, policy="mean", threshold=0.0))
+    assert {m.id for m in one.models} == {"tiny-meso"}
+    assert one.sampled_frames == 4 and one.aggregation == "mean" and one.label == "fake"
+    assert all(set(f.faces[0].model_probabilities) == {"tiny-meso"} for f in one.frames)
+    assert full.aggregation == "max-identity"
+
+
+def test_results_are_deterministic(detector: Detector, face_video: Path) -> None:
+    first, second = detector.detect(face_video), detector.detect(face_video)
+    assert first.probability == second.probability
+    assert first.frames == second.frames
+
+
+def test_progress_reports_each_stage(detector: Detector, face_video: Path) -> None:
+    seen: list[str] = []
+    detector.detect(face_video, progress=lambda stage, fraction: seen.append(stage))
+    assert seen[0] == "decode" and seen[-1] == "done"
+    assert {"detect_faces", "crop", "classify", "aggregate"} <= set(seen)
+
+
+def test_unknown_model_or_policy_is_refused(detector: Detector, face_video: Path) -> None:
+    with pytest.raises(ConfigError, match="not loaded"):
+        detector.detect(face_video, DetectOptions(models=["nope"]))
+    with pytest.raises(ConfigError, match="policy"):
+        detector.detect(face_video, DetectOptions(policy="median"))
+    with pytest.raises(ConfigError, match="policy"):
+        Detector(DetectorConfig(policy="median", device="cpu"))
+
+
+def test_missing_weights_name_the_file(tiny_registry: Path, tmp_path: Path) -> None:
+    registry = write_test_registry(tmp_path)
+    (tmp_path / "tiny-hybrid.safetensors").unlink()
+    with pytest.raises(MissingWeightsError, match="tiny-hybrid.safetensors"):
+        Detector(DetectorConfig(registry_path=registry, device="cpu")).load()
