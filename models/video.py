@@ -1,0 +1,377 @@
+"""Read videos and still images with PyAV: probe them cheaply and sample upright RGB frames.
+
+Torch-free on purpose: the gateway imports this module to validate uploads.
+
+Frames are decoded sequentially (no seeking: seeking in real uploads is inexact, REFERENCE §7) and
+only the sampled ones are converted to RGB, so a frame that is not sampled costs only its decoding.
+Every failure of FFmpeg surfaces as a `VideoError` whose message says what is wrong with the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+from models.errors import ConfigError, VideoError
+from models.schema import VideoInfo
+
+log = logging.getLogger(__name__)
+
+SNIFF_BYTES = 512  # enough to see every signature below, incl. a second MPEG-TS sync byte
+IMAGE_CONTAINERS = frozenset({"jpeg", "png", "webp"})
+# FFmpeg demuxers that read one still image from a stream of bytes, whatever the file is named.
+_IMAGE_DEMUXERS = {"jpeg": "jpeg_pipe", "png": "png_pipe", "webp": "webp_pipe"}
+_MPEGTS_PACKET = 188  # ISO/IEC 13818-1 transport packets, each starting with sync byte 0x47
+_M2TS_PACKET = 192  # Blu-ray transport packets: a 4-byte timecode before each 188-byte packet
+_QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+
+
+def sniff_container(head: bytes) -> str | None:
+    """Name the container of a file from its first bytes (ideally `SNIFF_BYTES`), None if unknown.
+
+    Recognises mp4, mov, matroska, webm, avi, mpegts, mpeg (program stream), flv, ogg, asf, and
+    the images jpeg, png, webp and gif. Meant for a quick accept/reject before any decoding.
+    """
+    if head[4:8] == b"ftyp":
+        return "mov" if head[8:12] == b"qt  " else "mp4"
+    if head[4:8] in _QUICKTIME_ATOMS:
+        return "mov"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm" if b"webm" in head[:64] else "matroska"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "avi"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:1] == b"\x47" and head[_MPEGTS_PACKET : _MPEGTS_PACKET + 1] == b"\x47":
+        return "mpegts"
+    if head[4:5] == b"\x47" and head[4 + _M2TS_PACKET : 5 + _M2TS_PACKET] == b"\x47":
+        return "mpegts"
+    if head.startswith(b"\x00\x00\x01\xba"):
+        return "mpeg"
+    if head.startswith(b"FLV\x01"):
+        return "flv"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
+        return "asf"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    return None
+
+
+@dataclass(frozen=True)
+class FrameSampling:
+    """Which frames to sample: `count` spread evenly over the video, or `per_second` frames/s.
+
+    Exactly one must be set; `FrameSampling.at_rate(2.0)` builds the per-second kind.
+    """
+
+    count: int | None = 32
+    per_second: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.count is None) == (self.per_second is None):
+            raise ConfigError("frame sampling needs exactly one of count and per_second")
+        if self.count is not None and (isinstance(self.count, bool) or self.count < 1):
+            raise ConfigError(f"frame count must be a positive integer, got {self.count!r}")
+        if self.per_second is not None and not (
+            math.isfinite(self.per_second) and self.per_second > 0
+        ):
+            raise ConfigError(f"frames per second must be positive, got {self.per_second!r}")
+
+    @classmethod
+    def at_rate(cls, per_second: float) -> FrameSampling:
+        return cls(count=None, per_second=per_second)
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """One sampled frame: decoded index and presentation time (s) from the start of the file."""
+
+    index: int
+    timestamp: float
+    image: np.ndarray  # HxWx3 uint8 RGB, turned upright
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    index: int
+    time: float  # seconds, stream clock, never decreasing
+    frame: av.VideoFrame
+
+
+class _Source:
+    """An opened file's video stream, decoded from the start, bad packets skipped."""
+
+    def __init__(self, path: Path, container: av.container.InputContainer, is_image: bool):
+        self.path = path
+        self.container = container
+        self.stream = _video_stream(container, path)
+        self.stream.thread_type = "AUTO"
+        self.is_image = is_image
+
+    @property
+    def frame_interval(self) -> float | None:
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        return float(1 / rate) if rate else None
+
+    @property
+    def origin(self) -> float | None:
+        """Where time zero of the file is on the stream clock (seconds), when the file says."""
+        start = self.container.start_time
+        return start / av.time_base if start is not None else None
+
+    def declared_duration(self) -> float | None:
+        """Seconds the video stream lasts by the file's own account, None when unknown."""
+        stream = self.stream
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        if self.container.duration:
+            return self.container.duration / av.time_base
+        if stream.frames and self.frame_interval:
+            return stream.frames * self.frame_interval
+        return None
+
+    def frames(self) -> Iterator[_Decoded]:
+        """Every decodable frame in presentation order, with a time even when pts is missing."""
+        index, last_time, skipped = 0, None, 0
+        for packet in self._packets():
+            try:
+                decoded = self.stream.decode(packet)
+            except av.error.FFmpegError:
+                skipped += 1
+                continue
+            for frame in decoded:
+                last_time = self._frame_time(frame, last_time)
+                yield _Decoded(index, last_time, frame)
+                index += 1
+        if skipped:
+            log.warning("%s: %d undecodable packets skipped", self.path.name, skipped)
+        if index == 0:
+            raise VideoError(f"no frame could be decoded from {self.path.name}")
+
+    def _packets(self) -> Iterator[av.Packet | None]:
+        """The stream's packets; on a truncated or corrupt container, None to flush the decoder."""
+        packets = self.container.demux(self.stream)
+        while True:
+            try:
+                yield next(packets)
+            except StopIteration:  # PyAV has sent its own flush packets
+                return
+            except av.error.FFmpegError as error:
+                log.warning("%s: demuxing stopped early: %s", self.path.name, _reason(error))
+                yield None
+                return
+
+    def _frame_time(self, frame: av.VideoFrame, last_time: float | None) -> float:
+        if frame.pts is not None and frame.time_base:
+            time = float(frame.pts * frame.time_base)
+        elif last_time is None:
+            time = 0.0
+        elif self.frame_interval is not None:
+            time = last_time + self.frame_interval  # raw streams carry no timestamps
+        else:
+            raise VideoError(f"{self.path.name} has neither timestamps nor a frame rate")
+        # Broken files repeat or reorder pts; sampling needs a clock that never runs backwards.
+        return time if last_time is None else max(time, last_time)
+
+
+def _video_stream(
+    container: av.container.InputContainer, path: Path
+) -> av.video.stream.VideoStream:
+    """The first real video stream; cover art in audio files is an attached picture, not video."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    if container.streams.audio:
+        raise VideoError(f"no video stream in {path.name}: it holds only audio")
+    raise VideoError(f"no video stream in {path.name}")
+
+
+@contextmanager
+def _open(path: str | Path) -> Iterator[_Source]:
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except FileNotFoundError:
+        raise VideoError(f"file not found: {path.name}") from None
+    except OSError as error:
+        raise VideoError(f"cannot read {path.name}: {error.strerror}") from None
+    if not head:
+        raise VideoError(f"file is empty: {path.name}")
+    kind = sniff_container(head)
+    try:
+        container = av.open(str(path), format=_IMAGE_DEMUXERS.get(kind or ""))
+    except av.error.FFmpegError as error:
+        raise VideoError(f"not a video or image file: {path.name} ({_reason(error)})") from None
+    try:
+        yield _Source(path, container, is_image=kind in IMAGE_CONTAINERS)
+    finally:
+        container.close()
+
+
+def _reason(error: av.error.FFmpegError) -> str:
+    return error.strerror or type(error).__name__
+
+
+def _rotation(source: _Source, first: av.VideoFrame) -> int:
+    """Counter-clockwise degrees (0, 90, 180 or 270) that turn the stored picture upright."""
+    degrees = first.rotation  # from the display matrix, counter-clockwise
+    tag = source.stream.metadata.get("rotate")
+    if not degrees and tag:
+        try:
+            degrees = -float(tag)  # the legacy `rotate` tag counts clockwise
+        except ValueError:
+            log.warning("%s: ignoring unreadable rotate tag %r", source.path.name, tag)
+    return round(degrees / 90) % 4 * 90
+
+
+def _upright_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
+    image = frame.to_ndarray(format="rgb24")
+    if rotation:
+        image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+    return image
+
+
+def _info(source: _Source, first: av.VideoFrame) -> VideoInfo:
+    rotation = _rotation(source, first)
+    width, height = (first.height, first.width) if rotation % 180 else (first.width, first.height)
+    stream = source.stream
+    codec = stream.codec_context.name
+    if source.is_image:
+        return VideoInfo(
+            width=width,
+            height=height,
+            duration=None,
+            fps=None,
+            frame_count=1,
+            rotation=rotation,
+            codec=codec,
+            is_image=True,
+        )
+    return VideoInfo(
+        width=width,
+        height=height,
+        duration=source.declared_duration(),
+        fps=float(stream.average_rate) if stream.average_rate else None,
+        frame_count=stream.frames or None,
+        rotation=rotation,
+        codec=codec,
+        is_image=False,
+    )
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """What the file holds, reading its header and decoding one frame to prove it decodes."""
+    with _open(path) as source:
+        first = next(source.frames())
+        return _info(source, first.frame)
+
+
+def _targets(sampling: FrameSampling, start: float, end: float) -> list[float]:
+    """Evenly spaced times over [start, end] on the stream clock."""
+    if sampling.count is not None:
+        return np.linspace(start, end, sampling.count).tolist()
+    step = 1.0 / sampling.per_second
+    steps = math.floor((end - start) / step + 1e-9)
+    return [start + k * step for k in range(steps + 1)]
+
+
+def _nearest(frames: Iterator[_Decoded], targets: list[float]) -> Iterator[_Decoded]:
+    """For each target time (ascending) the nearest decoded frame, each frame at most once.
+
+    Streams: holds only the previous frame, and stops decoding once the last target is served.
+    Targets past the last decodable frame (a truncated file) get that last frame.
+    """
+    pending = iter(targets)
+    target = next(pending, None)
+    previous: _Decoded | None = None
+    emitted = -1
+    for current in frames:
+        while target is not None and current.time >= target:
+            closer_before = previous is not None and target - previous.time < current.time - target
+            chosen = previous if closer_before else current
+            if chosen.index != emitted:
+                emitted = chosen.index
+                yield chosen
+            target = next(pending, None)
+        if target is None:
+            return
+        previous = current
+    if previous is not None and previous.index != emitted:
+        yield previous
+
+
+def _time_span(path: Path) -> tuple[float, float]:
+    """First and last frame time, by decoding the whole file once (only when it does not say)."""
+    with _open(path) as source:
+        first = last = None
+        for decoded in source.frames():
+            first = decoded.time if first is None else first
+            last = decoded.time
+        return first, last
+
+
+def _sample(source: _Source, sampling: FrameSampling) -> tuple[VideoInfo, Iterator[SampledFrame]]:
+    """Probe from the first frame, then lazily pick and convert the sampled frames."""
+    frames = source.frames()
+    first = next(frames)
+    info = _info(source, first.frame)
+    origin = source.origin if source.origin is not None else first.time
+    if info.is_image:
+        start = end = first.time
+    elif (duration := source.declared_duration()) is not None:
+        start = first.time
+        end = max(start, start + duration - (source.frame_interval or 0.0))
+    else:
+        start, end = _time_span(source.path)
+
+    def sampled() -> Iterator[SampledFrame]:
+        for chosen in _nearest(_chain(first, frames), _targets(sampling, start, end)):
+            yield SampledFrame(
+                index=chosen.index,
+                timestamp=max(0.0, chosen.time - origin),
+                image=_upright_rgb(chosen.frame, info.rotation),
+            )
+
+    return info, sampled()
+
+
+def _chain(first: _Decoded, rest: Iterator[_Decoded]) -> Iterator[_Decoded]:
+    yield first
+    yield from rest
+
+
+def iter_sampled_frames(path: str | Path, sampling: FrameSampling) -> Iterator[SampledFrame]:
+    """Yield the sampled frames in order, upright RGB, decoding the file once from the start.
+
+    Targets are spread evenly from the first frame to the end of the real duration; each takes the
+    nearest decoded frame, so variable frame rates are handled by time, not by index. A video with
+    fewer frames than asked for yields each frame once. When the file states no duration, one extra
+    decoding pass measures it first. A still image is a one-frame video at t=0.
+    """
+    with _open(path) as source:
+        _, frames = _sample(source, sampling)
+        yield from frames
+
+
+def read_sampled_frames(
+    path: str | Path, sampling: FrameSampling
+) -> tuple[VideoInfo, list[SampledFrame]]:
+    """`probe_video` and `iter_sampled_frames` in one pass, the frames held in memory."""
+    with _open(path) as source:
+        info, frames = _sample(source, sampling)
+        return info, list(frames)
