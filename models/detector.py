@@ -26,7 +26,7 @@ from models.schema import (
     ModelInfo,
     VideoInfo,
 )
-from models.tracking import assign_identities
+from models.tracking import assign_identities, drop_short_tracks, min_track_length
 from models.video import FrameSampling, SampledFrame, read_sampled_frames
 
 Progress = Callable[[str, float], None]
@@ -196,7 +196,13 @@ def _blank_crop(spec: CropSpec) -> np.ndarray:
 
 
 def _locate(faces_per_frame: list[list[Face]]) -> list[_LocatedFace]:
-    identities = assign_identities(faces_per_frame)
+    """Faces with their identities; one-off detections are dropped so that a single spurious
+    box cannot become a "person" and decide a video under max-identity."""
+    faces_per_frame, identities = drop_short_tracks(
+        faces_per_frame,
+        assign_identities(faces_per_frame),
+        min_track_length(len(faces_per_frame)),
+    )
     return [
         _LocatedFace(frame=frame_position, face=face, identity=identity)
         for frame_position, (faces, ids) in enumerate(zip(faces_per_frame, identities, strict=True))

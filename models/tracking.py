@@ -1,7 +1,7 @@
 """Link faces across sampled frames into person tracks by box overlap.
 
-Sampled frames are far apart (32 over a clip), but a talking head moves little between them, so
-box overlap is enough and needs no appearance model. Each frame's faces are matched to the live
+Sampled frames are far apart (32 over a clip), but a face moves and grows little between them,
+so box overlap or centre proximity at a similar size is enough and needs no appearance model. Each frame's faces are matched to the live
 tracks greedily, best overlap first, one face per track; a track survives a few frames without a
 match (MTCNN misses faces during blinks, turns and motion blur).
 
@@ -29,6 +29,12 @@ IOU_THRESHOLD = 0.3
 # Sampled frames a track may go unmatched and still continue: at 32 frames over a 10 s clip,
 # about one second of missed detections.
 MAX_GAP = 3
+# A face whose centre moved less than this many face sizes still continues its track even when the
+# boxes barely overlap: people walk, and 32 samples of a 10 s clip are 0.3 s apart. Two people side by
+# side sit at least two face widths apart, so this does not merge them.
+MAX_CENTRE_SHIFT = 1.5
+# A face's size changes by less than this factor between sampled frames of one person.
+MAX_SIZE_CHANGE = 2.0
 # Fewer sampled frames than this and a face seen once may simply be a short appearance.
 FRAMES_TO_JUDGE_ONE_OFFS = 3
 
@@ -48,6 +54,26 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
+def box_affinity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How likely each box in `a` (N,4) and each in `b` (M,4) show the same face: (N, M) in [0, 1].
+
+    The larger of their IoU and their centre proximity (1 at the same centre, 0 at
+    `MAX_CENTRE_SHIFT` face sizes apart); 0 when their sizes differ by more than `MAX_SIZE_CHANGE`.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    size_a = np.sqrt((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))
+    size_b = np.sqrt((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+    centre_a = (a[:, :2] + a[:, 2:]) / 2
+    centre_b = (b[:, :2] + b[:, 2:]) / 2
+    distance = np.linalg.norm(centre_a[:, None, :] - centre_b[None, :, :], axis=-1)
+    scale = np.sqrt(size_a[:, None] * size_b[None, :])
+    proximity = np.clip(1 - distance / (MAX_CENTRE_SHIFT * np.maximum(scale, 1e-6)), 0, 1)
+    ratio = size_a[:, None] / np.maximum(size_b[None, :], 1e-6)
+    similar_size = (ratio <= MAX_SIZE_CHANGE) & (ratio >= 1 / MAX_SIZE_CHANGE)
+    return np.where(similar_size, np.maximum(box_iou(a, b), proximity), 0.0)
+
+
 @dataclass
 class _Track:
     identity: int
@@ -62,7 +88,8 @@ def assign_identities(
 ) -> list[list[int]]:
     """An identity per face per frame, numbered 0.. by first appearance (then left to right).
 
-    A face continues the live track whose latest box it overlaps most (IoU >= `iou_threshold`),
+    A face continues the live track whose latest box it matches best (`box_affinity` >=
+    `iou_threshold`: overlapping, or a nearby face of similar size),
     each track taking at most one face per frame; a track not matched for more than `max_gap`
     consecutive frames ends, and a face matching no track starts a new one.
     """
@@ -72,7 +99,7 @@ def assign_identities(
         live = [t for t in tracks if frame_index - t.last_frame - 1 <= max_gap]
         assigned: list[int | None] = [None] * len(faces)
         if live and faces:
-            overlap = box_iou(np.stack([t.box for t in live]), np.stack([f.box for f in faces]))
+            overlap = box_affinity(np.stack([t.box for t in live]), np.stack([f.box for f in faces]))
             for track_pos, face_pos in _greedy_matches(overlap, iou_threshold):
                 assigned[face_pos] = live[track_pos].identity
         newcomers = sorted(

@@ -54,9 +54,20 @@ def test_a_face_gone_longer_than_max_gap_starts_a_new_identity() -> None:
 
 
 def test_a_face_that_jumps_away_is_someone_else() -> None:
-    frames = [[face(0, 0, 100, 100)], [face(90, 0, 190, 100)]]  # IoU 10/190, below the threshold
+    # Two face widths away: no overlap and beyond MAX_CENTRE_SHIFT.
+    frames = [[face(0, 0, 100, 100)], [face(200, 0, 300, 100)]]
     assert assign_identities(frames) == [[0], [1]]
-    assert assign_identities(frames, iou_threshold=0.05) == [[0], [0]]
+
+
+def test_a_walking_face_keeps_its_identity() -> None:
+    # 0.9 face widths per sample: IoU 10/190 is below the threshold, but the centre is close.
+    frames = [[face(0, 0, 100, 100)], [face(90, 0, 190, 100)], [face(180, 5, 280, 105)]]
+    assert assign_identities(frames) == [[0], [0], [0]]
+
+
+def test_a_face_of_very_different_size_nearby_is_someone_else() -> None:
+    frames = [[face(0, 0, 100, 100)], [face(20, 20, 60, 60)]]  # inside, but 2.5x smaller
+    assert assign_identities(frames) == [[0], [1]]
 
 
 def test_each_track_takes_the_face_it_overlaps_most() -> None:
