@@ -1,0 +1,590 @@
+"""The weight registry: which checkpoints exist, how to build and feed them, and loading them safely.
+
+`weights/registry.toml` plays the role of timm's pretrained configs for deepfake checkpoints: each
+model names its architecture and parameters, its crop convention (a `[preprocessing.*]` table),
+its file and that file's exact public format, its sha256, licence and sources. Loading is strict
+(every key must match), safe (`weights_only` pickles or safetensors) and never uses the network:
+a missing file is reported with where it should be and where to get it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, get_args
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+from torch import nn
+
+import weights
+from models.crops import CropSpec
+from models.errors import ConfigError, MissingWeightsError, WeightsError
+from models.zoo import ARCHITECTURES, build_classifier
+
+logger = logging.getLogger(__name__)
+
+WeightFormat = Literal["selim", "coccomini", "safetensors"]
+FORMATS: tuple[str, ...] = get_args(WeightFormat)
+WeightState = Literal["ok", "unverified", "missing", "sha256_mismatch"]
+
+DATAPARALLEL_PREFIX = "module."  # selim saved DataParallel-wrapped models
+KEYS_SHOWN = 5  # how many offending keys an error message lists
+HASH_CHUNK_BYTES = 1 << 20
+HEADER_LENGTH_BYTES = 8  # safetensors: little-endian u64 header size, then the JSON header
+HEADER_ALIGNMENT = 8
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+BARE_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+
+# selim's checkpoints may store `bce_best` as a numpy float; these globals rebuild such scalars
+# (the second spelling is how numpy 1.x pickled them) and nothing else.
+_NUMPY_SCALAR_GLOBALS = [
+    np._core.multiarray.scalar,
+    (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
+    np.dtype,
+    np.dtypes.Float64DType,
+    np.dtypes.Float32DType,
+]
+
+_SPEC_KEYS = ("size", "margin", "square", "color_order", "scale", "mean", "std")
+_REQUIRED_MODEL_KEYS = {"architecture", "preprocessing", "file", "format"}
+_OPTIONAL_MODEL_KEYS = {
+    "params",
+    "sha256",
+    "size_bytes",
+    "sources",
+    "license",
+    "training_data",
+    "description",
+    "temperature",
+}
+_TOP_LEVEL_KEYS = {"default_ensemble", "preprocessing", "models", "ensembles"}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered checkpoint.
+
+    Attributes:
+        id: registry key, also the model id reported in results.
+        architecture: a `models.zoo.ARCHITECTURES` name.
+        params: keyword arguments for the architecture (excluded from hashing).
+        preprocessing: how its faces are cut and normalised.
+        file: path relative to the registry's directory (a bare name for downloaded files).
+        format: the checkpoint's on-disk layout: "selim", "coccomini" or "safetensors".
+        sha256: expected digest, or None when no trustworthy record of it exists.
+        size_bytes: expected file size, when known.
+        sources: public URLs the file can be downloaded from (empty for our own training).
+        license: licence of the weights.
+        training_data: what the weights were trained on.
+        description: one line for humans.
+        temperature: calibration: P(fake) = sigmoid(logit / temperature).
+    """
+
+    id: str
+    architecture: str
+    params: Mapping[str, Any] = field(hash=False)
+    preprocessing: CropSpec
+    file: str
+    format: WeightFormat
+    sha256: str | None = None
+    size_bytes: int | None = None
+    sources: tuple[str, ...] = ()
+    license: str | None = None
+    training_data: str | None = None
+    description: str = ""
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class WeightStatus:
+    """What is on disk for one entry: ok (sha256 matches), unverified (no sha256 registered),
+    missing, or sha256_mismatch; `actual_sha256` is None when the file is missing."""
+
+    model_id: str
+    path: Path
+    state: WeightState
+    expected_sha256: str | None
+    actual_sha256: str | None
+
+    @property
+    def loadable(self) -> bool:
+        return self.state in ("ok", "unverified")
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Models, crop conventions and ensembles, with weight files under `directory`."""
+
+    directory: Path
+    preprocessing: Mapping[str, CropSpec]
+    models: Mapping[str, ModelEntry]
+    ensembles: Mapping[str, tuple[str, ...]]
+    default_ensemble: str
+
+    def __post_init__(self) -> None:
+        for model_id, entry in self.models.items():
+            if entry.id != model_id:
+                raise ConfigError(f"model '{model_id}' is registered with id '{entry.id}'")
+            if self.preprocessing.get(entry.preprocessing.name) != entry.preprocessing:
+                raise ConfigError(
+                    f"model '{entry.id}' uses preprocessing '{entry.preprocessing.name}', "
+                    "which is not one of this registry's [preprocessing] tables"
+                )
+        for name, members in self.ensembles.items():
+            if name in self.models:
+                raise ConfigError(f"'{name}' is both a model id and an ensemble name")
+            if not members:
+                raise ConfigError(f"ensemble '{name}' has no models")
+            unknown = [m for m in members if m not in self.models]
+            if unknown:
+                raise ConfigError(f"ensemble '{name}' lists unknown model ids {unknown}")
+            if len(set(members)) != len(members):
+                raise ConfigError(f"ensemble '{name}' lists a model twice: {list(members)}")
+        if self.default_ensemble not in self.ensembles:
+            raise ConfigError(
+                f"default_ensemble '{self.default_ensemble}' is not one of the ensembles "
+                f"{sorted(self.ensembles)}"
+            )
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Registry:
+        """Parse a registry TOML (default: the project's `weights/registry.toml`).
+
+        Raises:
+            ConfigError: the file is missing, not TOML, or describes something inconsistent.
+        """
+        path = Path(path) if path is not None else weights.DEFAULT_REGISTRY
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"model registry {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"model registry {path} is not valid TOML: {exc}") from None
+        try:
+            return _parse(data, path.parent)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    def write(self, path: Path) -> None:
+        """Write this registry as TOML; weight files resolve relative to `path`'s directory."""
+        Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+    def to_toml(self) -> str:
+        lines = [f"default_ensemble = {_toml_value(self.default_ensemble)}"]
+        for name, spec in self.preprocessing.items():
+            lines += ["", f"[preprocessing.{_toml_key(name)}]"]
+            lines += [f"{key} = {_toml_value(getattr(spec, key))}" for key in _SPEC_KEYS]
+        for model_id, entry in self.models.items():
+            lines += ["", f"[models.{_toml_key(model_id)}]"]
+            for key, value in _entry_fields(entry).items():
+                lines.append(f"{key} = {_toml_value(value)}")
+        for name, members in self.ensembles.items():
+            lines += ["", f"[ensembles.{_toml_key(name)}]", f"models = {_toml_value(members)}"]
+        return "\n".join(lines) + "\n"
+
+    def resolve(self, names: Sequence[str] | None = None) -> list[ModelEntry]:
+        """Entries for model ids, or for one ensemble name; None means the default ensemble.
+
+        Raises:
+            ConfigError: unknown names, duplicates, an ensemble mixed with other names, or nothing.
+        """
+        if names is None:
+            names = [self.default_ensemble]
+        elif isinstance(names, str):
+            names = [names]
+        names = list(names)
+        if not names:
+            raise ConfigError("no models requested")
+        if len(names) == 1 and names[0] in self.ensembles:
+            return [self.models[m] for m in self.ensembles[names[0]]]
+        ensembles = [n for n in names if n in self.ensembles]
+        if ensembles:
+            raise ConfigError(
+                f"ensemble names {ensembles} must be requested alone, not with {names}"
+            )
+        unknown = [n for n in names if n not in self.models]
+        if unknown:
+            raise ConfigError(
+                f"unknown model ids {unknown}; models: {sorted(self.models)}; "
+                f"ensembles: {sorted(self.ensembles)}"
+            )
+        if len(set(names)) != len(names):
+            raise ConfigError(f"model ids requested twice: {names}")
+        return [self.models[n] for n in names]
+
+    def path_of(self, entry: ModelEntry) -> Path:
+        return self.directory / entry.file
+
+    def check(self, entry: ModelEntry) -> WeightStatus:
+        """Is the file there, and does its sha256 match? Reads the whole file when present."""
+        path = self.path_of(entry)
+        if not path.is_file():
+            return WeightStatus(entry.id, path, "missing", entry.sha256, None)
+        actual = sha256_file(path)
+        if entry.sha256 is None:
+            state: WeightState = "unverified"
+        else:
+            state = "ok" if actual == entry.sha256 else "sha256_mismatch"
+        return WeightStatus(entry.id, path, state, entry.sha256, actual)
+
+
+def load_classifier(
+    entry: ModelEntry, registry: Registry, device: str | torch.device = "cpu", verify: bool = True
+) -> nn.Module:
+    """Build `entry`'s architecture and load its checkpoint strictly, in eval mode on `device`.
+
+    Args:
+        verify: check the file's sha256 against the registry first (when one is registered).
+
+    Raises:
+        MissingWeightsError: the file is not on disk (the message says where and from where).
+        WeightsError: sha256 mismatch, unreadable file, wrong format, or keys/shapes that do not
+            match the architecture.
+    """
+    path = registry.path_of(entry)
+    if not path.is_file():
+        raise MissingWeightsError(_missing_message(entry, path))
+    if verify and entry.sha256 is None:
+        logger.warning("model '%s': no sha256 registered, %s loaded unverified", entry.id, path)
+    elif verify:
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            raise WeightsError(
+                f"weights for model '{entry.id}' at {path} have sha256 {actual}, but the "
+                f"registry expects {entry.sha256}: the file is corrupt, truncated or a "
+                "different checkpoint"
+            )
+    model = build_classifier(entry.architecture, **entry.params)
+    state_dict = _read_state_dict(path, entry.format)
+    _load_strict(model, state_dict, entry, path)
+    return model.to(device).eval()
+
+
+def save_safetensors(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> str:
+    """Save `model`'s state dict in the registry's "safetensors" format; returns the file's sha256."""
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    blob = save(tensors, metadata=dict(metadata) if metadata else None)
+    Path(path).write_bytes(_canonical_header(blob))
+    return sha256_file(path)
+
+
+def _canonical_header(blob: bytes) -> bytes:
+    """Rewrite a safetensors header with sorted keys.
+
+    safetensors writes `__metadata__` from a hash map, in an order that changes from call to
+    call, so the same weights would get a different sha256 each time they are saved. Data offsets
+    are relative to the end of the header, so only the header changes; it stays space-padded to
+    8 bytes as the format recommends.
+    """
+    length = int.from_bytes(blob[:HEADER_LENGTH_BYTES], "little")
+    header = json.loads(blob[HEADER_LENGTH_BYTES : HEADER_LENGTH_BYTES + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % HEADER_ALIGNMENT)
+    data = blob[HEADER_LENGTH_BYTES + length :]
+    return len(text).to_bytes(HEADER_LENGTH_BYTES, "little") + text + data
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- reading checkpoints --------------------------------------------------------------------
+
+
+def _read_state_dict(path: Path, fmt: WeightFormat) -> dict[str, torch.Tensor]:
+    if fmt == "safetensors":
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError) as exc:
+            raise WeightsError(f"cannot read {path} as safetensors: {exc}") from exc
+    checkpoint = _torch_load(path, fmt)
+    if fmt == "selim":
+        if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
+            raise WeightsError(
+                f"{path} is not a selim checkpoint: expected a dict with 'state_dict' "
+                f"(and 'epoch', 'bce_best'), found {_describe(checkpoint)}"
+            )
+        state_dict = checkpoint["state_dict"]
+        state_dict = {_strip_prefix(k): v for k, v in _tensor_mapping(state_dict, path).items()}
+    else:
+        if isinstance(checkpoint, Mapping) and "state_dict" in checkpoint:
+            raise WeightsError(
+                f"{path} wraps its weights in a 'state_dict' entry; the coccomini format is a "
+                "plain state dict"
+            )
+        state_dict = _tensor_mapping(checkpoint, path)
+    return state_dict
+
+
+def _torch_load(path: Path, fmt: str) -> object:
+    try:
+        with torch.serialization.safe_globals(_NUMPY_SCALAR_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    # The unpickler reports damaged bytes with whatever it trips on (UnpicklingError,
+    # RuntimeError, EOFError, KeyError, IndexError, ...): all mean "not a readable checkpoint".
+    except Exception as exc:
+        raise WeightsError(
+            f"cannot read {path} as a PyTorch checkpoint ({fmt} format, loaded with "
+            f"weights_only=True): {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _tensor_mapping(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    if not isinstance(obj, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise WeightsError(f"{path} does not hold a state dict of named tensors: {_describe(obj)}")
+    return dict(obj)
+
+
+def _strip_prefix(key: str) -> str:
+    return key.removeprefix(DATAPARALLEL_PREFIX)
+
+
+def _describe(obj: object) -> str:
+    if isinstance(obj, Mapping):
+        keys = list(obj)
+        return f"a {type(obj).__name__} with keys {keys[:KEYS_SHOWN]}" + (
+            f" and {len(keys) - KEYS_SHOWN} more" if len(keys) > KEYS_SHOWN else ""
+        )
+    return f"a {type(obj).__name__}"
+
+
+def _load_strict(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], entry: ModelEntry, path: Path
+) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    wrong_shape = [
+        f"{k} {tuple(v.shape)} (model has {tuple(expected[k].shape)})"
+        for k, v in state_dict.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    problems = [
+        _key_summary("missing keys", missing),
+        _key_summary("unexpected keys", unexpected),
+        _key_summary("shape mismatches", wrong_shape),
+    ]
+    problems = [p for p in problems if p]
+    if problems:
+        raise WeightsError(
+            f"checkpoint {path} does not match model '{entry.id}' (architecture "
+            f"{entry.architecture}, params {dict(entry.params)}, format {entry.format}): "
+            + "; ".join(problems)
+        )
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _key_summary(label: str, keys: list[str]) -> str:
+    if not keys:
+        return ""
+    shown = ", ".join(keys[:KEYS_SHOWN])
+    more = f", ... ({len(keys) - KEYS_SHOWN} more)" if len(keys) > KEYS_SHOWN else ""
+    return f"{len(keys)} {label}: {shown}{more}"
+
+
+def _missing_message(entry: ModelEntry, path: Path) -> str:
+    if entry.sources:
+        where = "download it from " + " or ".join(entry.sources)
+    else:
+        where = "no download source is registered: it is produced by fakewatch's own training"
+    return (
+        f"weights for model '{entry.id}' are missing: expected file '{entry.file}' at {path}; "
+        f"{where} (license: {entry.license or 'unknown'}) and place it there"
+    )
+
+
+# --- parsing the TOML -----------------------------------------------------------------------
+
+
+def _parse(data: dict[str, Any], directory: Path) -> Registry:
+    unknown = set(data) - _TOP_LEVEL_KEYS
+    if unknown:
+        raise ConfigError(f"unknown top-level keys {sorted(unknown)}")
+    specs = {
+        name: _parse_spec(name, table)
+        for name, table in _table(data, "preprocessing", "top level").items()
+    }
+    models = {
+        model_id: _parse_model(model_id, table, specs)
+        for model_id, table in _table(data, "models", "top level").items()
+    }
+    ensembles = {}
+    for name, table in _table(data, "ensembles", "top level").items():
+        where = f"[ensembles.{name}]"
+        if not isinstance(table, dict) or set(table) != {"models"}:
+            raise ConfigError(f"{where} must hold exactly one key, 'models'")
+        ensembles[name] = tuple(_str_list(table["models"], f"{where} models"))
+    default = data.get("default_ensemble")
+    if not isinstance(default, str):
+        raise ConfigError("top-level 'default_ensemble' (a string) is required")
+    return Registry(directory, specs, models, ensembles, default)
+
+
+def _parse_spec(name: str, table: object) -> CropSpec:
+    where = f"[preprocessing.{name}]"
+    if not isinstance(table, dict) or set(table) != set(_SPEC_KEYS):
+        keys = sorted(table) if isinstance(table, dict) else table
+        raise ConfigError(f"{where} needs exactly the keys {list(_SPEC_KEYS)}, got {keys}")
+    return CropSpec(
+        name=name,
+        size=_typed(table["size"], int, f"{where} size"),
+        margin=_number(table["margin"], f"{where} margin"),
+        square=_typed(table["square"], bool, f"{where} square"),
+        color_order=_typed(table["color_order"], str, f"{where} color_order"),
+        scale=_number(table["scale"], f"{where} scale"),
+        mean=_triple(table["mean"], f"{where} mean"),
+        std=_triple(table["std"], f"{where} std"),
+    )
+
+
+def _parse_model(model_id: str, table: object, specs: Mapping[str, CropSpec]) -> ModelEntry:
+    where = f"[models.{model_id}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    missing = _REQUIRED_MODEL_KEYS - set(table)
+    unknown = set(table) - _REQUIRED_MODEL_KEYS - _OPTIONAL_MODEL_KEYS
+    if missing or unknown:
+        raise ConfigError(
+            f"{where}: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}"
+        )
+    architecture = _typed(table["architecture"], str, f"{where} architecture")
+    if architecture not in ARCHITECTURES:
+        raise ConfigError(
+            f"{where}: unknown architecture '{architecture}'; known: {sorted(ARCHITECTURES)}"
+        )
+    spec_name = _typed(table["preprocessing"], str, f"{where} preprocessing")
+    if spec_name not in specs:
+        raise ConfigError(f"{where}: unknown preprocessing '{spec_name}'; known: {sorted(specs)}")
+    fmt = _typed(table["format"], str, f"{where} format")
+    if fmt not in FORMATS:
+        raise ConfigError(f"{where}: format '{fmt}' is not one of {list(FORMATS)}")
+    file = _typed(table["file"], str, f"{where} file")
+    if not file or PurePosixPath(file).is_absolute() or ".." in PurePosixPath(file).parts:
+        raise ConfigError(f"{where}: file '{file}' must be a path inside the registry's directory")
+    sha = table.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and SHA256_PATTERN.fullmatch(sha)):
+        raise ConfigError(f"{where}: sha256 must be 64 lowercase hex digits, got {sha!r}")
+    size = table.get("size_bytes")
+    if size is not None and (_typed(size, int, f"{where} size_bytes") <= 0):
+        raise ConfigError(f"{where}: size_bytes must be positive")
+    params = table.get("params", {})
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where}: params must be a table")
+    temperature = _number(table.get("temperature", 1.0), f"{where} temperature")
+    if not temperature > 0:
+        raise ConfigError(f"{where}: temperature must be > 0, got {temperature}")
+    return ModelEntry(
+        id=model_id,
+        architecture=architecture,
+        params=params,
+        preprocessing=specs[spec_name],
+        file=file,
+        format=fmt,
+        sha256=sha,
+        size_bytes=size,
+        sources=tuple(_str_list(table.get("sources", []), f"{where} sources")),
+        license=_optional_str(table.get("license"), f"{where} license"),
+        training_data=_optional_str(table.get("training_data"), f"{where} training_data"),
+        description=_typed(table.get("description", ""), str, f"{where} description"),
+        temperature=temperature,
+    )
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: '{key}' must be a table")
+    return table
+
+
+def _typed(value: object, kind: type, where: str) -> Any:
+    # bool is an int subclass: never accept one for the other.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _triple(value: object, where: str) -> tuple[float, float, float]:
+    if not isinstance(value, list) or len(value) != 3:
+        raise ConfigError(f"{where} must be a list of 3 numbers, got {value!r}")
+    a, b, c = (_number(v, where) for v in value)
+    return (a, b, c)
+
+
+def _str_list(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+    return value
+
+
+def _optional_str(value: object, where: str) -> str | None:
+    return None if value is None else _typed(value, str, where)
+
+
+# --- writing the TOML -----------------------------------------------------------------------
+
+
+def _entry_fields(entry: ModelEntry) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "architecture": entry.architecture,
+        "params": dict(entry.params),
+        "preprocessing": entry.preprocessing.name,
+        "file": entry.file,
+        "format": entry.format,
+        "sha256": entry.sha256,
+        "size_bytes": entry.size_bytes,
+        "sources": list(entry.sources),
+        "license": entry.license,
+        "training_data": entry.training_data,
+        "description": entry.description,
+        "temperature": entry.temperature,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _toml_key(key: str) -> str:
+    return key if BARE_KEY_PATTERN.fullmatch(key) else _toml_value(key)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"TOML cannot hold the non-finite number {value}")
+        return repr(value)
+    if isinstance(value, str):
+        # JSON escapes are valid TOML basic-string escapes; TOML also forbids a raw DEL.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }"
+    raise ConfigError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
