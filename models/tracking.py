@@ -35,8 +35,9 @@ MAX_GAP = 3
 MAX_CENTRE_SHIFT = 1.5
 # A face's size changes by less than this factor between sampled frames of one person.
 MAX_SIZE_CHANGE = 2.0
-# Fewer sampled frames than this and a face seen once may simply be a short appearance.
-FRAMES_TO_JUDGE_ONE_OFFS = 3
+# Fewer sampled frames than this and a face seen once may simply be a person who moved far between
+# sparse samples (8 frames over a 23 s clip are 3 s apart): keep one-offs then.
+FRAMES_TO_JUDGE_ONE_OFFS = 16
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

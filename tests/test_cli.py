@@ -124,3 +124,21 @@ def test_console_script_runs(registry: Path, face_video: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert DetectionResult.model_validate_json(done.stdout).status == "ok"
+
+
+@pytest.mark.shared_data
+def test_scan_finds_faces_in_research_clips(registry: Path, shared_train_dir: Path) -> None:
+    """One clip of each source family: faces in most sampled frames."""
+    rows = list(csv.DictReader((shared_train_dir / "labels.csv").open()))
+    clips = [
+        next(shared_train_dir / r["file"] for r in rows if r["subset"] == subset)
+        for subset in ("dfdc_facecrops", "ffpp_c23", "dfd_c40")
+    ]
+    out = run("scan", *map(str, clips), "--json", "--registry", str(registry), "--frames", "8",
+              "--device", "cpu")
+    assert out.exit_code == 0, out.output
+    results = [DetectionResult.model_validate_json(line) for line in out.stdout.splitlines()]
+    assert [r.file for r in results] == [c.name for c in clips]
+    for result in results:
+        with_face = sum(1 for frame in result.frames if frame.faces)
+        assert result.status == "ok" and with_face >= 0.75 * result.sampled_frames, result.file
