@@ -7,6 +7,7 @@ accurate enough) where the CPU has native bf16 matrix instructions; elsewhere fp
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -50,3 +51,18 @@ def inference_context(device: torch.device, dtype: torch.dtype | None) -> Iterat
         else:
             with torch.autocast(device_type=device.type, dtype=dtype):
                 yield
+
+
+def cap_cpu_threads(reserved: int) -> int:
+    """Lower torch's intra-op threads to the cores left after `reserved` busy threads (at least 1).
+
+    The detector decodes in its own thread while torch computes; more torch threads than the
+    remaining cores made MTCNN and the classifiers 2x slower on a 2-core machine (bench/results),
+    because their many small ops wait on preempted threads. A lower explicit choice is kept.
+    Returns the thread count now in effect.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    budget = max(1, (cores or 1) - reserved)
+    if torch.get_num_threads() > budget:
+        torch.set_num_threads(budget)
+    return torch.get_num_threads()

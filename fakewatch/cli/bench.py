@@ -1,0 +1,185 @@
+"""`fakewatch bench`: time every stage of the detector against the decode floor and a naive reference.
+
+The harness lives in the repository's `bench/` folder; run this command from the repository root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+DEFAULT_LIMIT = 3
+DEFAULT_MEMORY_RUNS = 50  # the issue: no memory growth across 50 consecutive videos
+MEMORY_FRAMES = 8  # short detections: the memory check is about repetition, not size
+GENERATED = ((1920, 1080, 250), (1280, 720, 250))  # width, height, frames of generated clips
+
+
+@click.command()
+@click.argument("videos", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the results as JSON here (a .md table and a .png plot go next to it).",
+)
+@click.option(
+    "--frames",
+    type=click.IntRange(1, 1024),
+    default=32,
+    show_default=True,
+    help="Frames sampled per video.",
+)
+@click.option(
+    "--reference/--no-reference",
+    default=True,
+    show_default=True,
+    help="Also run the naive reference mode (OpenCV, MTCNN per frame, fp32, no overlap).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Research clips to use when no VIDEOS are given.",
+)
+@click.option(
+    "--memory-runs",
+    type=click.IntRange(0),
+    default=DEFAULT_MEMORY_RUNS,
+    show_default=True,
+    help="Consecutive detections for the memory-growth check (0 skips it).",
+)
+@click.option(
+    "--concurrency",
+    default="1,2,4",
+    show_default=True,
+    help="Videos in flight to measure throughput at, comma-separated ('' skips it).",
+)
+@click.option(
+    "--concurrency-jobs",
+    type=click.IntRange(1),
+    default=4,
+    show_default=True,
+    help="Videos run at each concurrency level.",
+)
+@click.option(
+    "--registry",
+    "registry_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Weights registry TOML (default: the project's).",
+)
+@click.option(
+    "--random-weights",
+    is_flag=True,
+    help="Time the registry's default architectures with random weights (timing only).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=None,
+    help="torch intra-op threads (default: torch's choice, one per core).",
+)
+def bench(
+    videos: tuple[Path, ...],
+    json_path: Path | None,
+    frames: int,
+    reference: bool,
+    limit: int,
+    memory_runs: int,
+    concurrency: str,
+    concurrency_jobs: int,
+    registry_path: Path | None,
+    random_weights: bool,
+    threads: int | None,
+) -> None:
+    """Benchmark the detector: stage timings, decode floor, reference mode, memory, throughput."""
+    try:
+        from bench import harness, report
+        from bench.reference import ReferencePipeline
+        from bench.timing_registry import LABEL, weights_present, write_timing_registry
+    except ModuleNotFoundError as error:
+        if error.name != "bench":
+            raise
+        raise click.ClickException(
+            "the bench/ folder is not importable: run from the repository root"
+        ) from None
+    import torch
+
+    from models.config import DetectorConfig
+    from models.detector import Detector
+    from models.registry import Registry
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    levels = [int(x) for x in concurrency.split(",") if x.strip()]
+    with tempfile.TemporaryDirectory(prefix="fakewatch-bench-") as scratch:
+        registry = Registry.load(registry_path)
+        weights = f"trained ({registry_path or 'weights/registry.toml'})"
+        if not weights_present(registry):
+            if not random_weights:
+                raise click.ClickException(
+                    "the default ensemble's weights are missing; pass --random-weights to time "
+                    "its architectures with random weights"
+                )
+            registry_path = write_timing_registry(registry, Path(scratch) / "registry")
+            members = ", ".join(entry.id for entry in registry.resolve(None))
+            weights = f"{LABEL} (default ensemble architectures: {members})"
+        paths = list(videos) or harness.default_videos(limit) or _generated(Path(scratch))
+        click.echo(f"benchmarking {len(paths)} video(s); weights: {weights}", err=True)
+        machine = harness.machine()
+        detector = Detector(
+            DetectorConfig(registry_path=registry_path, device="cpu", frames=frames)
+        )
+        detector.load()
+        detector.warmup()
+        in_effect = torch.get_num_threads()  # after the detector's own cap (models.device)
+        ref = ReferencePipeline(registry_path, detector.config.policy) if reference else None
+        rows = []
+        for path in paths:
+            rows.append(harness.measure_video(path, detector, frames, ref))
+            click.echo(_line(rows[-1]), err=True)
+        results = {
+            "machine": machine,
+            "weights": weights,
+            "torch_threads": in_effect,
+            "frames": frames,
+            "videos": rows,
+            "totals": harness.totals(rows),
+            "memory": harness.memory_growth(
+                detector, min(paths, key=lambda p: p.stat().st_size), memory_runs, MEMORY_FRAMES
+            )
+            if memory_runs
+            else None,
+            "concurrency": harness.concurrency(detector, paths, levels, concurrency_jobs, frames)
+            if levels
+            else [],
+        }
+        results["peak_rss_mb"] = harness.peak_rss_mb()
+        results["load_average_after"] = list(os.getloadavg())
+    table = report.markdown(results)
+    click.echo(table)
+    if json_path is not None:
+        json_path.write_text(json.dumps(results, indent=2) + "\n")
+        json_path.with_suffix(".md").write_text(table)
+        report.plot(results, json_path.with_suffix(".png"))
+        click.echo(f"wrote {json_path} (+ .md, .png)", err=True)
+
+
+def _generated(directory: Path) -> list[Path]:
+    from bench.media import write_face_clip
+
+    return [write_face_clip(directory / f"generated-{w}x{h}.mp4", w, h, n) for w, h, n in GENERATED]
+
+
+def _line(row: dict) -> str:
+    ours = row["ours"]["timings"]["total"]
+    text = f"{row['file']}: floor {row['decode_floor_s']:.2f} s, ours {ours:.2f} s ({row['ratio_end_to_end_over_decode_floor']:.2f}x)"
+    if "reference" in row:
+        text += f", reference {row['reference']['timings']['total']:.2f} s ({row['ratio_reference_over_ours']:.2f}x slower)"
+    return text
