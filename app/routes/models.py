@@ -1,0 +1,25 @@
+"""`GET /models`: what the workers loaded, as the last worker to load its detector reported."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import StoreDep, authorize
+from app.errors import ApiError, error_responses
+from fakewatch.jobs.store import WorkerModels
+
+router = APIRouter(tags=["models"], dependencies=[Depends(authorize)])
+
+
+@router.get("/models", response_model=WorkerModels, responses=error_responses(401, 429, 503))
+async def list_models(store: StoreDep) -> WorkerModels:
+    """Model ids, checkpoint sha256 and licences of the loaded ensemble."""
+    record = await run_in_threadpool(store.worker_models)
+    if record is None:
+        raise ApiError(
+            503,
+            "NoWorkerReported",
+            "no worker has loaded its models yet: start one (fakewatch worker) and retry",
+        )
+    return record

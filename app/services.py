@@ -1,0 +1,48 @@
+"""What the routes share for the life of the app: settings, job store, queue, rate limiter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from celery import Celery
+
+from app.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, Unlimited
+from fakewatch.jobs import JobStore, open_store
+from fakewatch.jobs.queue import make_celery
+from fakewatch.settings import Settings
+
+GATEWAY_NAME = "fakewatch-gateway"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: JobStore
+    queue: Celery
+    limiter: RateLimiter
+
+    @classmethod
+    def start(cls, settings: Settings) -> Services:
+        settings.ensure_dirs()
+        return cls(
+            settings=settings,
+            store=open_store(settings),
+            queue=make_celery(settings, GATEWAY_NAME),
+            limiter=_limiter(settings),
+        )
+
+    def close(self) -> None:
+        self.store.close()
+        self.queue.close()
+
+
+def _limiter(settings: Settings) -> RateLimiter:
+    if settings.rate_limit_per_minute == 0:
+        return Unlimited()
+    if urlsplit(settings.jobstore).scheme in ("redis", "rediss"):
+        # Several gateways share one Redis job store: share the counts there too.
+        return RedisRateLimiter(
+            settings.jobstore, settings.jobstore_key_prefix, settings.rate_limit_per_minute
+        )
+    return MemoryRateLimiter(settings.rate_limit_per_minute)

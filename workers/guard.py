@@ -1,0 +1,97 @@
+"""Keep a running job honest: heartbeats for the sweeper, a hard deadline, and cancellation.
+
+Solo pools ignore Celery's time limits (REFERENCE.md §7), so the task enforces its own deadline:
+SIGALRM interrupts a long stage when the task runs on the main thread (solo and prefork pools),
+and every progress report checks the clock as well. A heartbeat thread tells the gateway's
+sweeper the worker is alive; when the store says the job is no longer ours (deleted, or requeued
+to another worker), the next progress report stops the detection.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Self
+
+from fakewatch.jobs import JobStore
+from models.errors import FakewatchError
+
+
+class DeadlineExceeded(FakewatchError):
+    """The job ran past its deadline."""
+
+
+class JobLost(Exception):
+    """The job was deleted or handed to another worker: stop without writing anything."""
+
+
+class JobGuard:
+    """Heartbeats while alive; `progress` is the detector's callback."""
+
+    def __init__(self, store: JobStore, job_id: str, task_id: str, interval_s: float) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.task_id = task_id
+        self.interval_s = interval_s
+        self.deadline: float | None = None
+        self.deadline_s: float | None = None
+        self._lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="job-heartbeat", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            if not self.store.heartbeat(self.job_id, self.task_id):
+                self._lost.set()
+                return
+
+    def check(self) -> None:
+        if self._lost.is_set():
+            raise JobLost(self.job_id)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _deadline_error(self.deadline_s or 0)
+
+    def progress(self, stage: str, fraction: float) -> None:
+        self.check()
+        if not self.store.report_progress(self.job_id, self.task_id, stage, fraction):
+            self._lost.set()
+            raise JobLost(self.job_id)
+
+    @contextmanager
+    def deadline_of(self, seconds: float) -> Iterator[None]:
+        """Raise DeadlineExceeded if the block runs longer than `seconds`."""
+        self.deadline, self.deadline_s = time.monotonic() + seconds, seconds
+        on_main = threading.current_thread() is threading.main_thread()
+        if not on_main:
+            yield  # only progress reports can check the clock here
+            return
+
+        def expire(signum: int, frame: FrameType | None) -> None:
+            raise _deadline_error(seconds)
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _deadline_error(seconds: float) -> DeadlineExceeded:
+    return DeadlineExceeded(
+        f"detection took longer than the {seconds:.0f} s limit; send a shorter clip, ask for "
+        "fewer frames, or raise FAKEWATCH_JOB_DEADLINE_S"
+    )
