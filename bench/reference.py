@@ -2,7 +2,8 @@
 
 OpenCV decoding that `grab()`s every frame up to the last wanted one and `retrieve()`s only the
 wanted ones; facenet-pytorch MTCNN on one frame at a time, downscaled 0.5x with PIL; every model
-in fp32 with contiguous (not channels_last) weights and inputs; no overlap between stages. Faces
+in fp32 with contiguous (not channels_last) weights and inputs; no overlap between stages; torch
+at its default thread count (one per core), whatever the detector chose for itself. Faces
 are filtered, tracked and cropped exactly as in the project's pipeline, so both modes classify the
 same kind and number of faces and the speed-up is measured at equal work.
 """
@@ -52,7 +53,8 @@ def read_frames_opencv(path: Path, count: int) -> list[np.ndarray]:
 class ReferencePipeline:
     """The unoptimised pipeline, with its own fp32 contiguous copies of the ensemble's models."""
 
-    def __init__(self, registry_path: Path | None, policy: str) -> None:
+    def __init__(self, registry_path: Path | None, policy: str, threads: int) -> None:
+        self.threads = threads
         registry = Registry.load(registry_path)
         self.entries = registry.resolve(None)
         self.models = {e.id: load_classifier(e, registry, device="cpu") for e in self.entries}
@@ -61,6 +63,14 @@ class ReferencePipeline:
 
     def run(self, path: Path, frames: int) -> dict[str, object]:
         """Stage timings (s), total, faces classified and the video score for one video."""
+        chosen = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._run(path, frames)
+        finally:
+            torch.set_num_threads(chosen)
+
+    def _run(self, path: Path, frames: int) -> dict[str, object]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         mark = started
@@ -106,6 +116,7 @@ class ReferencePipeline:
             "sampled_frames": len(images),
             "faces": len(located),
             "probability": probability,
+            "torch_threads": self.threads,
         }
 
     def _detect_one(self, image: np.ndarray) -> list[Face]:

@@ -49,7 +49,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         "ratio: ours = end-to-end / decode floor; reference = reference total / ours total.",
-        "Ours overlaps decoding with face detection, so its stages can sum to more than its total.",
+        "The overlapped pipeline decodes while MTCNN runs, so its stages can sum to more than its total.",
         "",
         "## Totals",
         "",

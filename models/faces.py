@@ -97,6 +97,9 @@ class FaceDetector:
             select_largest=False,
             device=self.device,
         ).eval()
+        # Convolutions in channels_last (oneDNN's fast CPU layout), while the image pyramid is
+        # resized in contiguous NCHW (see `_nchw_float`): MTCNN 1.7-2x faster, same faces.
+        self._mtcnn.to(memory_format=torch.channels_last)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces in each HxWx3 uint8 RGB image, most confident first; one list per image."""
@@ -119,7 +122,7 @@ class FaceDetector:
                     for image in batch
                 ]
             )
-        boxes, probs, points = self._mtcnn.detect(stacked, landmarks=True)
+        boxes, probs, points = self._mtcnn.detect(_nchw_float(stacked, self.device), landmarks=True)
         to_full = np.array([width / scaled_w, height / scaled_h], dtype=np.float32)
         return [
             self._faces(boxes[i], probs[i], points[i], to_full, width, height)
@@ -151,6 +154,19 @@ class FaceDetector:
             Face(box=boxes[i].copy(), confidence=float(probs[i]), landmarks=points[i].copy())
             for i in keep
         ]
+
+
+def _nchw_float(stacked: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The (N,H,W,3) uint8 batch as an NHWC *view* of a contiguous NCHW float tensor.
+
+    facenet-pytorch permutes its NHWC input to NCHW and casts it to float; given uint8 NHWC that
+    leaves a channels_last float tensor, on which its area-interpolated image pyramid (about half
+    of MTCNN's time) ran 2.3x slower than on contiguous NCHW (16 frames of 640x360, one thread).
+    Same values, so the same detections; with the networks in channels_last, 16 1080p frames took
+    2.0-2.7 s instead of 3.4-5.6 s on the 2-core benchmark machine.
+    """
+    images = torch.from_numpy(stacked).to(device).permute(0, 3, 1, 2).float().contiguous()
+    return images.permute(0, 2, 3, 1)
 
 
 def _same_size_batches(images: Sequence[np.ndarray], batch_size: int) -> Iterator[list[np.ndarray]]:

@@ -2,6 +2,7 @@
 pipeline against the unoptimised one: same frames, same faces, scores within 0.01."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from fakewatch.cli.bench import bench
 from models.config import DetectorConfig
 from models.crops import crop_face, crops_to_tensor
 from models.detector import STAGES, Detector
+from models.device import cap_cpu_threads
 from models.errors import VideoError
 from models.faces import FaceDetector
 from models.registry import Registry, load_classifier
@@ -70,6 +72,7 @@ def test_bench_writes_every_stage_and_ratio(
         assert set(video["ours"]["timings"]) == {*STAGES, "total"}
         assert video["ours"]["faces"] >= FRAMES - 1  # one face in (almost) every frame
         assert video["reference"]["faces"] >= FRAMES - 1 and video["faces_match"]
+        assert video["reference"]["torch_threads"] == len(os.sched_getaffinity(0))  # torch default
         assert video["decode_floor_s"] > 0 and video["ratio_end_to_end_over_decode_floor"] > 0
         assert video["ratio_reference_over_ours"] == pytest.approx(
             video["reference"]["timings"]["total"] / video["ours"]["timings"]["total"]
@@ -141,3 +144,33 @@ def test_optimised_scores_match_the_unoptimised_path(clips: list[Path], registry
             face.model_probabilities[entry.id] for frame in result.frames for face in frame.faces
         ]
         assert np.allclose(got, expected.reshape(-1), atol=SCORE_TOLERANCE)
+
+
+def test_torch_threads_leave_a_core_for_the_decoder() -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(64)
+        cores = len(os.sched_getaffinity(0))
+        assert cap_cpu_threads(reserved=1) == max(1, cores - 1) == torch.get_num_threads()
+        torch.set_num_threads(1)
+        assert cap_cpu_threads(reserved=1) == 1  # a lower explicit choice is kept
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_mtcnn_layout_change_keeps_the_same_faces(clips: list[Path]) -> None:
+    """FaceDetector's NCHW pyramid + channels_last networks vs facenet-pytorch fed plain uint8."""
+    from facenet_pytorch import MTCNN
+
+    from models.faces import DFDC_THRESHOLDS, MIN_CONFIDENCE
+
+    _, frames = read_sampled_frames(clips[0], FrameSampling(count=3))  # 320x180: detected at 1x
+    images = [f.image for f in frames]
+    plain = MTCNN(thresholds=list(DFDC_THRESHOLDS), keep_all=True, device="cpu").eval()
+    boxes, probs = plain.detect(np.stack(images))
+    ours = FaceDetector(device="cpu").detect(images)
+    for found, raw_boxes, raw_probs in zip(ours, boxes, probs, strict=True):
+        kept = raw_boxes[np.asarray(raw_probs, dtype=np.float64) >= MIN_CONFIDENCE]
+        assert len(found) == len(kept) >= 1
+        for face in found:
+            assert np.abs(kept - face.box).max(axis=1).min() < 0.5  # pixels

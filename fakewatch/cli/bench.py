@@ -115,6 +115,7 @@ def bench(
     from models.detector import Detector
     from models.registry import Registry
 
+    naive_threads = len(os.sched_getaffinity(0))  # torch's default, one per core: the naive mode's
     if threads is not None:
         torch.set_num_threads(threads)
     levels = [int(x) for x in concurrency.split(",") if x.strip()]
@@ -139,7 +140,11 @@ def bench(
         detector.load()
         detector.warmup()
         in_effect = torch.get_num_threads()  # after the detector's own cap (models.device)
-        ref = ReferencePipeline(registry_path, detector.config.policy) if reference else None
+        ref = (
+            ReferencePipeline(registry_path, detector.config.policy, naive_threads)
+            if reference
+            else None
+        )
         rows = []
         for path in paths:
             rows.append(harness.measure_video(path, detector, frames, ref))
