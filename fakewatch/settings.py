@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=5, ge=1)
     webhook_backoff_s: float = Field(default=2.0, gt=0, description="Doubles after each failure.")
     webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let callback URLs reach loopback, private and link-local addresses.",
+    )
 
     # Detection defaults (what workers load and how they score).
     registry_path: Path | None = None

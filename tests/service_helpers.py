@@ -45,6 +45,7 @@ FAST_SETTINGS: dict[str, Any] = {
     "webhook_backoff_s": 0.3,
     "rate_limit_per_minute": 0,
     "webhook_secret": "test-only-webhook-secret-0123456789",
+    "webhook_allow_private": True,  # the test's webhook receiver listens on 127.0.0.1
 }
 
 
@@ -203,3 +204,12 @@ def new_deployment(
         )
     values.update(overrides)
     return Deployment(values=values, prefix=prefix)
+
+
+def error_of(response: Any, status: int, error_type: str) -> str:
+    """The message of an error response, after checking its status and type."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["type"] == error_type, error
+    assert len(error["message"]) > 20
+    return error["message"]

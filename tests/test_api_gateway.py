@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from fakewatch.jobs.model import now
 from fakewatch.jobs.store import WorkerModels
 from models.schema import ModelInfo
-from tests.service_helpers import Deployment, submit
+from tests.service_helpers import Deployment, error_of, submit
 
 pytest_plugins = ("tests.service_fixtures",)
 
@@ -42,14 +42,6 @@ def assert_nothing_left(
     assert client.get("/jobs", headers=headers).json()["total"] == 0
     uploads = deployment.settings().uploads_dir
     assert [p for p in uploads.rglob("*") if p.name != "incoming"] == []
-
-
-def error_of(response: Any, status: int, error_type: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["type"] == error_type, error
-    assert len(error["message"]) > 20
-    return error["message"]
 
 
 @pytest.mark.parametrize(

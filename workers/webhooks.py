@@ -17,6 +17,7 @@ from celery import Task
 
 from fakewatch.jobs.model import WebhookDelivery, WebhookState, now
 from fakewatch.jobs.names import WEBHOOK_TASK
+from fakewatch.webhook_targets import ForbiddenTarget, check_webhook_target
 from workers import runtime
 from workers.celery_app import celery, settings
 
@@ -38,6 +39,10 @@ class Attempt:
 
 
 def _post(url: str, key: bytes, body: bytes) -> Attempt:
+    try:  # again at delivery: the host's DNS answer may have changed since submission
+        check_webhook_target(url, settings.webhook_allow_private)
+    except ForbiddenTarget as error:
+        return Attempt(status=None, error=str(error))
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",

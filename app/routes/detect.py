@@ -28,6 +28,7 @@ from fakewatch.jobs.model import (
 )
 from fakewatch.jobs.uploads import delete_upload, upload_key
 from fakewatch.settings import Settings
+from fakewatch.webhook_targets import ForbiddenTarget, check_webhook_target
 
 router = APIRouter(tags=["detect"], dependencies=[Depends(authorize)])
 INCOMING = "incoming"
@@ -64,6 +65,14 @@ REQUEST_BODY = {
         }
     },
 }
+
+
+def _check_callback(url: str, settings: Settings) -> None:
+    """422 for a callback URL that would make our workers call into private networks."""
+    try:
+        check_webhook_target(url, settings.webhook_allow_private)
+    except ForbiddenTarget as error:
+        raise ApiError(422, "ForbiddenCallback", str(error)) from error
 
 
 def _new_job(
@@ -124,6 +133,8 @@ async def submit(request: Request, response: Response, services: ServicesDep) ->
                 "callback_url needs webhook signing: the operator must set "
                 "FAKEWATCH_WEBHOOK_SECRET",
             )
+        if detect_request.callback_url:
+            await run_in_threadpool(_check_callback, detect_request.callback_url, settings)
         media = await run_in_threadpool(inspect_media, upload, settings)
         job = _new_job(upload, media, detect_request, settings)
         destination = settings.upload_path(job.upload_key)
