@@ -14,12 +14,13 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
 fi
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-warn-conflicts)
 
 # torchvision from the index does not import beside other torch builds: pin the matching pair.
 "${pip[@]}" "torch==2.14.1" "torchvision==0.29.1"
-# facenet-pytorch pins torch<2.3 and numpy<2; its real run-time needs are declared in pyproject.
-"${pip[@]}" --no-deps "facenet-pytorch==2.6.0"
 "${pip[@]}" -e ".[ml,api,worker,train,dev]"
+# facenet-pytorch pins torch<2.3 and numpy<2 but runs on today's; its real run-time needs are
+# declared in pyproject. Installed last so pip's resolver has no stale pins to complain about.
+"${pip[@]}" --no-deps "facenet-pytorch==2.6.0"
 
 echo "$wanted" > "$stamp"
