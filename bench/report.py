@@ -25,6 +25,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_load(results['load_average_after'])}"
         ),
         f"- peak RSS: {results['peak_rss_mb']:.0f} MiB",
+        f"- reference mode torch threads: {_reference_threads(results)}",
         "",
         "## Per video (seconds)",
         "",
@@ -97,6 +98,11 @@ def markdown(results: dict[str, Any]) -> str:
             for c in results["concurrency"]
         ]
     return "\n".join(lines) + "\n"
+
+
+def _reference_threads(results: dict[str, Any]) -> str:
+    threads = {row["reference"]["torch_threads"] for row in results["videos"] if "reference" in row}
+    return ", ".join(map(str, sorted(threads))) or "not run"
 
 
 def _load(values: list[float]) -> str:

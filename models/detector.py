@@ -195,7 +195,8 @@ def _decode_and_detect(
     """Sampled frames and their faces, MTCNN running on each batch of frames as it is decoded.
 
     Wall time approaches max(decode, detection) instead of their sum. `decode` is the decoder
-    thread's wall time and `detect_faces` MTCNN's, so the two overlap in the timings.
+    thread's wall time (including waits on a full queue while MTCNN catches up) and
+    `detect_faces` MTCNN's, so the two overlap in the timings.
     """
     frames: list[SampledFrame] = []
     faces_per_frame: list[list[Face]] = []

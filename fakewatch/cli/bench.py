@@ -80,6 +80,12 @@ GENERATED = ((1920, 1080, 250), (1280, 720, 250))  # width, height, frames of ge
     help="Time the registry's default architectures with random weights (timing only).",
 )
 @click.option(
+    "--reference-threads",
+    type=click.IntRange(1),
+    default=None,
+    help="torch threads for the reference mode (default: torch's own default, one per core).",
+)
+@click.option(
     "--threads",
     type=click.IntRange(1),
     default=None,
@@ -96,6 +102,7 @@ def bench(
     concurrency_jobs: int,
     registry_path: Path | None,
     random_weights: bool,
+    reference_threads: int | None,
     threads: int | None,
 ) -> None:
     """Benchmark the detector: stage timings, decode floor, reference mode, memory, throughput."""
@@ -115,7 +122,8 @@ def bench(
     from models.detector import Detector
     from models.registry import Registry
 
-    naive_threads = len(os.sched_getaffinity(0))  # torch's default, one per core: the naive mode's
+    # torch's default, one per core, unless asked: the naive mode does not tune threads.
+    naive_threads = reference_threads or len(os.sched_getaffinity(0))
     if threads is not None:
         torch.set_num_threads(threads)
     levels = [int(x) for x in concurrency.split(",") if x.strip()]
