@@ -31,7 +31,7 @@ def detector_options(command: F) -> F:
                      help="P(fake) at or above which a video is labelled fake."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
         click.option("--threads", type=click.IntRange(1), default=None,
-                     help="CPU threads for torch (default: one per core)."),
+                     help="CPU threads for torch (default: one per core, less one for the decoder thread)."),
         click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
                      default=None, envvar="FAKEWATCH_REGISTRY_PATH",
                      help="Weights registry TOML (default: the project's weights/registry.toml)."),
@@ -62,11 +62,11 @@ def load_detector(config: DetectorConfig, threads: int | None):  # -> models.det
     from models.detector import Detector
     from models.errors import FakewatchError
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     try:
         detector = Detector(config)
         detector.load()
+        if threads is not None:  # after load(), which caps threads to leave a core for decoding
+            torch.set_num_threads(threads)
         detector.warmup()
     except FakewatchError as error:
         raise click.ClickException(str(error)) from error
