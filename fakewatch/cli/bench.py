@@ -75,11 +75,6 @@ GENERATED = ((1920, 1080, 250), (1280, 720, 250))  # width, height, frames of ge
     help="Weights registry TOML (default: the project's).",
 )
 @click.option(
-    "--random-weights",
-    is_flag=True,
-    help="Time the registry's default architectures with random weights (timing only).",
-)
-@click.option(
     "--reference-threads",
     type=click.IntRange(1),
     default=None,
@@ -101,7 +96,6 @@ def bench(
     concurrency: str,
     concurrency_jobs: int,
     registry_path: Path | None,
-    random_weights: bool,
     reference_threads: int | None,
     threads: int | None,
 ) -> None:
@@ -109,7 +103,6 @@ def bench(
     try:
         from bench import harness, report
         from bench.reference import ReferencePipeline
-        from bench.timing_registry import LABEL, weights_present, write_timing_registry
     except ModuleNotFoundError as error:
         if error.name != "bench":
             raise
@@ -129,16 +122,13 @@ def bench(
     levels = [int(x) for x in concurrency.split(",") if x.strip()]
     with tempfile.TemporaryDirectory(prefix="fakewatch-bench-") as scratch:
         registry = Registry.load(registry_path)
+        missing = [e.file for e in registry.resolve(None) if not registry.path_of(e).is_file()]
+        if missing:
+            raise click.ClickException(
+                f"the default ensemble's weights are missing ({', '.join(missing)} in "
+                f"{registry.directory}); see `fakewatch weights list`"
+            )
         weights = f"trained ({registry_path or 'weights/registry.toml'})"
-        if not weights_present(registry):
-            if not random_weights:
-                raise click.ClickException(
-                    "the default ensemble's weights are missing; pass --random-weights to time "
-                    "its architectures with random weights"
-                )
-            registry_path = write_timing_registry(registry, Path(scratch) / "registry")
-            members = ", ".join(entry.id for entry in registry.resolve(None))
-            weights = f"{LABEL} (default ensemble architectures: {members})"
         paths = list(videos) or harness.default_videos(limit) or _generated(Path(scratch))
         click.echo(f"benchmarking {len(paths)} video(s); weights: {weights}", err=True)
         machine = harness.machine()
