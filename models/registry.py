@@ -180,16 +180,16 @@ class Registry:
         Path(path).write_text(self.to_toml(), encoding="utf-8")
 
     def to_toml(self) -> str:
-        lines = [f"default_ensemble = {_toml_value(self.default_ensemble)}"]
+        lines = [f"default_ensemble = {toml_value(self.default_ensemble)}"]
         for name, spec in self.preprocessing.items():
             lines += ["", f"[preprocessing.{_toml_key(name)}]"]
-            lines += [f"{key} = {_toml_value(getattr(spec, key))}" for key in _SPEC_KEYS]
+            lines += [f"{key} = {toml_value(getattr(spec, key))}" for key in _SPEC_KEYS]
         for model_id, entry in self.models.items():
             lines += ["", f"[models.{_toml_key(model_id)}]"]
             for key, value in _entry_fields(entry).items():
-                lines.append(f"{key} = {_toml_value(value)}")
+                lines.append(f"{key} = {toml_value(value)}")
         for name, members in self.ensembles.items():
-            lines += ["", f"[ensembles.{_toml_key(name)}]", f"models = {_toml_value(members)}"]
+            lines += ["", f"[ensembles.{_toml_key(name)}]", f"models = {toml_value(members)}"]
         return "\n".join(lines) + "\n"
 
     def resolve(self, names: Sequence[str] | None = None) -> list[ModelEntry]:
@@ -565,10 +565,11 @@ def _entry_fields(entry: ModelEntry) -> dict[str, object]:
 
 
 def _toml_key(key: str) -> str:
-    return key if BARE_KEY_PATTERN.fullmatch(key) else _toml_value(key)
+    return key if BARE_KEY_PATTERN.fullmatch(key) else toml_value(key)
 
 
-def _toml_value(value: object) -> str:
+def toml_value(value: object) -> str:
+    """TOML for the plain values a registry holds: str, bool, int, float, list, table."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -581,10 +582,10 @@ def _toml_value(value: object) -> str:
         # JSON escapes are valid TOML basic-string escapes; TOML also forbids a raw DEL.
         return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
         if not value:
             return "{}"
-        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        items = ", ".join(f"{_toml_key(str(k))} = {toml_value(v)}" for k, v in value.items())
         return "{ " + items + " }"
     raise ConfigError(f"cannot write {value!r} ({type(value).__name__}) to TOML")

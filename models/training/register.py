@@ -6,44 +6,18 @@ re-serialised; the result is parsed with `Registry.load` and the original restor
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from models.errors import ConfigError
-from models.registry import Registry
+from models.registry import Registry, toml_value
 
 # The keys a training run owns in its members' tables.
 UPDATABLE_KEYS = frozenset(
     {"sha256", "size_bytes", "temperature", "params", "training_data", "description"}
 )
 _TABLE_HEADER = re.compile(r"^\s*\[")
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def toml_value(value: object) -> str:
-    """TOML for the plain values a registry entry holds: str, bool, int, float, list, table."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigError(f"cannot write non-finite number {value} to the registry")
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a valid TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        items = []
-        for key, item in value.items():
-            key_text = key if _BARE_KEY.match(key) else json.dumps(key)
-            items.append(f"{key_text} = {toml_value(item)}")
-        return "{ " + ", ".join(items) + " }"
-    raise ConfigError(f"cannot write {type(value).__name__} to the registry")
 
 
 def _table_span(lines: list[str], model_id: str) -> tuple[int, int]:
