@@ -16,7 +16,6 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from models.crops import CropSpec
 from models.errors import ConfigError, MissingWeightsError, WeightsError
 from models.registry import (
     DATAPARALLEL_PREFIX,
@@ -29,22 +28,14 @@ from models.registry import (
 from models.zoo import build_classifier
 from tests.test_zoo import SMALL_CROSS_VIT, SMALL_EFFICIENT_VIT
 from tests.tiny_models import (
+    TINY_64_SPEC,
     TINY_MEMBERS,
     build_tiny,
     seeded_model,
     write_test_registry,
 )
 
-SPEC = CropSpec(
-    name="test-64",
-    size=64,
-    margin=0.25,
-    square=True,
-    color_order="RGB",
-    scale=255.0,
-    mean=(0.5, 0.5, 0.5),
-    std=(0.5, 0.5, 0.5),
-)
+SPEC = TINY_64_SPEC
 B0 = {"encoder": "tf_efficientnet_b0"}
 SELIM_B0_FILE = "final_111_DeepFakeClassifier_tf_efficientnet_b0_0_36"  # no extension, as published
 SOURCE = "https://example.org/weights/checkpoint"
