@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from models.aggregation import AggregationPolicy, CropScores, get_policy, identity_scores
 from models.config import DetectOptions, DetectorConfig
@@ -28,7 +29,7 @@ from models.schema import (
     VideoInfo,
 )
 from models.tracking import assign_identities, drop_short_tracks, min_track_length
-from models.video import PREFETCH_DECODE_THREADS, FrameSampling, PrefetchedFrames, SampledFrame
+from models.video import PREFETCH_DECODE_THREADS, FrameSampling, PrefetchedFrames
 
 Progress = Callable[[str, float], None]
 STAGES = ("decode", "detect_faces", "crop", "classify", "aggregate")
@@ -106,32 +107,29 @@ class Detector:
         started = time.perf_counter()
 
         report("decode", 0.0)
-        info, frames, faces_per_frame = _decode_and_detect(
-            path, _sampling(options, self.config), faces_model, clock, report
+        scan = _scan_video(
+            path,
+            _sampling(options, self.config),
+            faces_model,
+            lambda crops: ensemble.predict(crops, [m.entry.id for m in members]),
+            list(dict.fromkeys(m.entry.preprocessing for m in members)),
+            clock,
+            report,
         )
+        info, frames = scan.info, scan.frames
         with clock.stage("detect_faces"):
-            located = _locate(faces_per_frame)
+            located = _locate(scan.faces_per_frame)
         if not located:
             clock.seconds["total"] = time.perf_counter() - started
             return self._no_face(
                 Path(path).name, info, frames, policy.name, threshold, members, clock.seconds
             )
 
-        with clock.stage("crop"):
-            report("crop", 0.0)
-            crops = {
-                spec: crops_to_tensor(
-                    [crop_face(frames[f.frame].image, f.face.box, spec) for f in located], spec
-                )
-                for spec in dict.fromkeys(m.entry.preprocessing for m in members)
-            }
-        with clock.stage("classify"):
-            report("classify", 0.0)
-            per_model = ensemble.predict(crops, [m.entry.id for m in members])
         with clock.stage("aggregate"):
             report("aggregate", 0.0)
             scores = CropScores(
-                identities=np.array([f.identity for f in located]), per_model=per_model
+                identities=np.array([f.identity for f in located]),
+                per_model=scan.probabilities_of([f.face for f in located]),
             )
             video_probability = policy.video_score(scores)
             result_frames = _frame_scores(frames, located, scores)
@@ -163,7 +161,7 @@ class Detector:
     def _no_face(
         file: str,
         info: VideoInfo,
-        frames: list[SampledFrame],
+        frames: list[_FramePosition],
         policy: str,
         threshold: float,
         members: list[Member],
@@ -185,29 +183,92 @@ class Detector:
         )
 
 
-def _decode_and_detect(
+@dataclass(frozen=True)
+class _FramePosition:
+    """Where a sampled frame sits in the video; its pixels are dropped once its faces are cropped."""
+
+    index: int
+    timestamp: float
+
+
+@dataclass
+class _Scan:
+    """A video's sampled frames, their faces and every face's P(fake) per model."""
+
+    info: VideoInfo
+    frames: list[_FramePosition]
+    faces_per_frame: list[list[Face]]
+    _row: dict[Face, int]
+    _per_model: dict[str, np.ndarray]
+
+    def probabilities_of(self, faces: Sequence[Face]) -> dict[str, np.ndarray]:
+        """P(fake) per model for `faces` (detected in this scan), in their order."""
+        rows = np.array([self._row[face] for face in faces], dtype=np.int64)
+        return {model_id: probabilities[rows] for model_id, probabilities in self._per_model.items()}
+
+
+def _scan_video(
     path: str | Path,
     sampling: FrameSampling,
     faces_model: FaceDetector,
+    classify: Callable[[dict[CropSpec, torch.Tensor]], dict[str, np.ndarray]],
+    specs: Sequence[CropSpec],
     clock: _Stopwatch,
     report: Progress,
-) -> tuple[VideoInfo, list[SampledFrame], list[list[Face]]]:
-    """Sampled frames and their faces, MTCNN running on each batch of frames as it is decoded.
+) -> _Scan:
+    """Decode, detect and classify as one stream: each batch of frames is scored while the
+    decoder thread works on the next.
 
-    Wall time approaches max(decode, detection) instead of their sum. `decode` is the decoder
-    thread's wall time (including waits on a full queue while MTCNN catches up) and
-    `detect_faces` MTCNN's, so the two overlap in the timings.
+    Every face is classified as soon as it is found, before tracking decides which faces form
+    a person, so the compute thread never waits for the whole video: wall time approaches
+    max(decode, detection + classification) instead of their sum, and only one batch of
+    full-resolution frames is held at a time. (Tracking then drops one-off detections, whose
+    scores were wasted work; they are rare.) `decode` is the decoder thread's wall time, so it
+    overlaps the other stages in the timings.
     """
-    frames: list[SampledFrame] = []
+    frames: list[_FramePosition] = []
     faces_per_frame: list[list[Face]] = []
+    scored: list[Face] = []
+    per_model: dict[str, list[np.ndarray]] = {}
     with PrefetchedFrames(path, sampling) as prefetch:
         report("detect_faces", 0.0)
         for batch in prefetch.batches(faces_model.batch_size):
-            frames.extend(batch)
             with clock.stage("detect_faces"):
-                faces_per_frame.extend(faces_model.detect([frame.image for frame in batch]))
+                batch_faces = faces_model.detect([frame.image for frame in batch])
+            frames.extend(_FramePosition(frame.index, frame.timestamp) for frame in batch)
+            faces_per_frame.extend(batch_faces)
+            located = [(frame, face) for frame, faces in zip(batch, batch_faces) for face in faces]
+            if not located:
+                continue
+            done = _fraction(len(frames), sampling)
+            with clock.stage("crop"):
+                report("crop", done)
+                crops = {
+                    spec: crops_to_tensor(
+                        [crop_face(frame.image, face.box, spec) for frame, face in located], spec
+                    )
+                    for spec in specs
+                }
+            with clock.stage("classify"):
+                report("classify", done)
+                for model_id, probabilities in classify(crops).items():
+                    per_model.setdefault(model_id, []).append(probabilities)
+            scored.extend(face for _, face in located)
     clock.seconds["decode"] = prefetch.decode_seconds
-    return prefetch.info, frames, faces_per_frame
+    for stage in ("crop", "classify"):
+        clock.seconds.setdefault(stage, 0.0)
+    return _Scan(
+        info=prefetch.info,
+        frames=frames,
+        faces_per_frame=faces_per_frame,
+        _row={face: row for row, face in enumerate(scored)},
+        _per_model={model_id: np.concatenate(parts) for model_id, parts in per_model.items()},
+    )
+
+
+def _fraction(frames_done: int, sampling: FrameSampling) -> float:
+    """Share of the sampled frames processed, when the count is known in advance."""
+    return min(1.0, frames_done / sampling.count) if sampling.count else 0.0
 
 
 def _sampling(options: DetectOptions, config: DetectorConfig) -> FrameSampling:
@@ -242,7 +303,7 @@ def _label(probability: float, threshold: float) -> str:
 
 
 def _frame_scores(
-    frames: list[SampledFrame], located: list[_LocatedFace], scores: CropScores
+    frames: list[_FramePosition], located: list[_LocatedFace], scores: CropScores
 ) -> list[FrameScore]:
     ensemble = scores.ensemble
     by_frame: dict[int, list[FaceScore]] = {position: [] for position in range(len(frames))}

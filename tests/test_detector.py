@@ -4,10 +4,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from models.config import DetectOptions, DetectorConfig
+from models.crops import crop_face, crops_to_tensor
 from models.detector import Detector
+from models.ensemble import Ensemble
 from models.errors import ConfigError, MissingWeightsError, VideoError
+from models.registry import Registry
+from models.video import FrameSampling, read_sampled_frames
 from tests.tiny_models import write_test_registry
 
 FRAMES = 8
@@ -55,6 +60,33 @@ def test_two_people_are_two_identities(detector: Detector, two_face_video: Path)
     for identity in result.identities:
         assert identity.faces >= FRAMES - 1
         assert identity.first_timestamp < identity.last_timestamp
+
+
+def test_each_face_keeps_the_scores_of_its_own_crop(
+    detector: Detector, tiny_registry: Path, two_face_video: Path
+) -> None:
+    """Faces are classified batch by batch while the video decodes; each must still get the
+    scores of the crop made from its own frame and box."""
+    result = detector.detect(two_face_video)
+    _, frames = read_sampled_frames(two_face_video, FrameSampling(count=FRAMES))
+    ensemble = Ensemble.load(Registry.load(tiny_registry), None, torch.device("cpu"))
+    faces = [(frame, face) for frame in result.frames for face in frame.faces]
+    assert len(faces) >= 2 * FRAMES - 2
+    images = {frame.index: frame.image for frame in frames}
+    crops = {
+        spec: crops_to_tensor(
+            [
+                crop_face(images[frame.index], np.array([f.box.x1, f.box.y1, f.box.x2, f.box.y2]), spec)
+                for frame, f in faces
+            ],
+            spec,
+        )
+        for spec in ensemble.specs
+    }
+    expected = ensemble.predict(crops)
+    for row, (_, face) in enumerate(faces):
+        for model_id, probability in face.model_probabilities.items():
+            assert probability == pytest.approx(expected[model_id][row], abs=1e-4)
 
 
 def test_no_face_is_explicit(detector: Detector, blank_video: Path) -> None:

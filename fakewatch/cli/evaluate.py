@@ -31,7 +31,8 @@ def evaluate(
 
     from models.datasets import list_labeled_videos
     from models.errors import FakewatchError
-    from models.evaluation import ScoredVideo, evaluate as evaluate_videos, plot_roc
+    from models.evaluation import ScoredVideo, plot_roc
+    from models.evaluation import evaluate as evaluate_videos
 
     try:
         videos = list_labeled_videos(folder, labels)
