@@ -3,13 +3,12 @@
 MTCNN runs on a copy of each frame scaled by `detection_scale` (as the DFDC winner did), and
 boxes and landmarks are mapped back to full resolution. Its weights ship inside the wheel.
 
-Where the time goes (CPU): stage 1 (P-Net over the image pyramid) is batched across frames
-here; stages 2 and 3 crop and resize every candidate box in a Python loop inside facenet-pytorch
-(about 100 candidates per frame on busy backgrounds), so half the time is spent in tiny resize
-ops. Those tiny ops are very sensitive to thread oversubscription: on a busy 2-core machine one
-torch thread ran 512x512 frames at ~0.1 s each, two threads six times slower. Downscaling large
-frames (`detection_scale`) shrinks the pyramid quadratically; a larger `min_face_size` drops its
-largest, costliest levels.
+Where the time goes (CPU): P-Net over the image pyramid, batched across frames, is most of it;
+the pyramid's area resizing is a good part of that. Stages 2 and 3 crop all candidates of a batch
+in bulk (`models.mtcnn`). Small torch ops are very sensitive to thread oversubscription: on a
+busy 2-core machine one torch thread ran 512x512 frames at ~0.1 s each, two threads six times
+slower. Downscaling large frames (`detection_scale`) shrinks the pyramid quadratically; a larger
+`min_face_size` drops its largest, costliest levels.
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ import cv2
 import numpy as np
 import torch
 from facenet_pytorch import MTCNN
+
+from models.mtcnn import run_mtcnn
 
 # REFERENCE §1, selim's DFDC-winning pipeline: frames are rescaled for MTCNN by their long side.
 UPSCALE_BELOW = 300  # long side < 300 px: detect at 2x
@@ -98,7 +99,7 @@ class FaceDetector:
             device=self.device,
         ).eval()
         # Convolutions in channels_last (oneDNN's fast CPU layout), while the image pyramid is
-        # resized in contiguous NCHW (see `_nchw_float`): MTCNN 1.7-2x faster, same faces.
+        # resized in contiguous NCHW: MTCNN 1.7-2x faster, same faces.
         self._mtcnn.to(memory_format=torch.channels_last)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
@@ -122,29 +123,21 @@ class FaceDetector:
                     for image in batch
                 ]
             )
-        boxes, probs, points = self._mtcnn.detect(_nchw_float(stacked, self.device), landmarks=True)
+        images = torch.from_numpy(stacked).to(self.device).permute(0, 3, 1, 2).float().contiguous()
+        boxes, points = run_mtcnn(self._mtcnn, stacked, images)
         to_full = np.array([width / scaled_w, height / scaled_h], dtype=np.float32)
         return [
-            self._faces(boxes[i], probs[i], points[i], to_full, width, height)
-            for i in range(len(batch))
+            self._faces(boxes[i], points[i], to_full, width, height) for i in range(len(batch))
         ]
 
     def _faces(
-        self,
-        boxes: object,
-        probs: object,
-        points: object,
-        to_full: np.ndarray,
-        width: int,
-        height: int,
+        self, boxes: np.ndarray, points: np.ndarray, to_full: np.ndarray, width: int, height: int
     ) -> list[Face]:
-        """One image's MTCNN output (None or object-dtype arrays) as full-resolution Faces."""
-        if boxes is None:
-            return []
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 2, 2) * to_full
-        probs = np.asarray(probs, dtype=np.float32).reshape(-1)
-        points = np.asarray(points, dtype=np.float32).reshape(-1, 5, 2) * to_full
-        boxes = boxes.reshape(-1, 4)
+        """One image's MTCNN output ((k,5) boxes with scores, (k,5,2) landmarks) as
+        full-resolution Faces."""
+        probs = boxes[:, 4].astype(np.float32)
+        points = points.astype(np.float32).reshape(-1, 5, 2) * to_full
+        boxes = (boxes[:, :4].astype(np.float32).reshape(-1, 2, 2) * to_full).reshape(-1, 4)
         np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
         sides_ok = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_SIDE
@@ -154,19 +147,6 @@ class FaceDetector:
             Face(box=boxes[i].copy(), confidence=float(probs[i]), landmarks=points[i].copy())
             for i in keep
         ]
-
-
-def _nchw_float(stacked: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The (N,H,W,3) uint8 batch as an NHWC *view* of a contiguous NCHW float tensor.
-
-    facenet-pytorch permutes its NHWC input to NCHW and casts it to float; given uint8 NHWC that
-    leaves a channels_last float tensor, on which its area-interpolated image pyramid (about half
-    of MTCNN's time) ran 2.3x slower than on contiguous NCHW (16 frames of 640x360, one thread).
-    Same values, so the same detections; with the networks in channels_last, 16 1080p frames took
-    2.0-2.7 s instead of 3.4-5.6 s on the 2-core benchmark machine.
-    """
-    images = torch.from_numpy(stacked).to(device).permute(0, 3, 1, 2).float().contiguous()
-    return images.permute(0, 2, 3, 1)
 
 
 def _same_size_batches(images: Sequence[np.ndarray], batch_size: int) -> Iterator[list[np.ndarray]]:
