@@ -114,6 +114,21 @@ def test_fakewatch_serve_runs_api_and_worker_end_to_end(
         time.sleep(0.2)
 
 
+def test_embedded_worker_stops_when_serve_is_killed(
+    served: tuple[subprocess.Popen[bytes], str, Path],
+) -> None:
+    """SIGKILL gives `serve` no chance to stop its worker: the kernel must (parent-death signal)."""
+    process, base_url, log_path = served
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        wait_ready(client, process, log_path)
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while group_alive(process.pid):
+        assert time.monotonic() < deadline, "embedded worker outlived a killed `fakewatch serve`"
+        time.sleep(0.2)
+
+
 def test_deadline_is_enforced_by_the_task_itself(
     make_deployment: Any, service_video: Path, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ subprocess that share the data directory: filesystem broker, SQLite job store. P
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from fakewatch.settings import InsecureSettingsError, Settings
 
 WORKER_STOP_TIMEOUT_S = 30  # a worker finishes its current message (late ack) before exiting
 EMBEDDED_WORKER = "embedded@%h"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _settings() -> Settings:
@@ -40,11 +42,21 @@ def worker_argv(
     return argv
 
 
+def _die_with_parent() -> None:
+    """Run in the worker before exec (Linux): the kernel sends it SIGTERM, a warm shutdown,
+    if `serve` dies without stopping it (SIGKILL, OOM killer), so no orphan keeps the queue."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
 def _start_embedded_worker(settings: Settings) -> subprocess.Popen[bytes]:
     argv = worker_argv("solo", 1, ",".join(WORKER_QUEUES), "INFO", EMBEDDED_WORKER)
     env = {**os.environ, "FAKEWATCH_DATA_DIR": str(settings.data_dir)}
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.celery_app", *argv], env=env
+        [sys.executable, "-m", "celery", "-A", "workers.celery_app", *argv],
+        env=env,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
     )
 
 
