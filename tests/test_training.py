@@ -306,3 +306,19 @@ def test_registry_update_refuses_other_keys_and_bad_results(tmp_path: Path) -> N
     with pytest.raises(ConfigError):
         update_model_entry(path, "fakewatch-effnet-lite0", {"temperature": -1.0})
     assert path.read_text() == original
+
+
+# --- fp16 export check -----------------------------------------------------------------------
+
+
+def test_fp16_check_accepts_rounding_noise_and_refuses_lost_accuracy() -> None:
+    from models.training.export import FP16_AUC_TOLERANCE, FP16_LOG_LOSS_TOLERANCE, Fp16Check
+
+    noise = {"mean_probability_change": 0.008, "max_probability_change": 0.06}
+    assert Fp16Check(**noise, frame_auc_change=0.0003, frame_log_loss_change=0.002).harmless
+    assert not Fp16Check(
+        **noise, frame_auc_change=-2 * FP16_AUC_TOLERANCE, frame_log_loss_change=0.0
+    ).harmless
+    assert not Fp16Check(
+        **noise, frame_auc_change=0.0, frame_log_loss_change=2 * FP16_LOG_LOSS_TOLERANCE
+    ).harmless

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from models.config import DEFAULT_FRAMES
 from weights import WEIGHTS_DIR
 
 
@@ -23,9 +24,9 @@ from weights import WEIGHTS_DIR
 @click.option("--members", default="fakewatch-effnet-lite0,fakewatch-hybrid-vit",
               show_default=True, help="Comma-separated members to train.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, weights and draws.")
-@click.option("--frames", type=click.IntRange(1, 256), default=16, show_default=True,
-              help="Frames sampled per clip for face crops.")
-@click.option("--epochs", type=click.IntRange(1), default=6, show_default=True, help="Maximum epochs per member.")
+@click.option("--frames", type=click.IntRange(1, 256), default=DEFAULT_FRAMES, show_default=True,
+              help="Frames sampled per clip for face crops (the detector's default).")
+@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True, help="Maximum epochs per member.")
 @click.option("--samples-per-epoch", type=click.IntRange(1), default=1024, show_default=True,
               help="Balanced draws per epoch.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)

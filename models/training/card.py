@@ -43,7 +43,7 @@ class MemberCard(BaseModel):
     sha256: str
     size_bytes: int
     dtype: str
-    fp16_max_probability_change: float
+    fp16_check: dict[str, float]
     temperature: float
     epochs_run: int
     best_epoch: int
@@ -110,6 +110,14 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _fp16_text(check: dict[str, float]) -> str:
+    return (
+        f"mean |change of P(fake)| {check['mean_probability_change']:.4f}, max "
+        f"{check['max_probability_change']:.4f}, frame AUC change {check['frame_auc_change']:+.4f}, "
+        f"frame log loss change {check['frame_log_loss_change']:+.4f}"
+    )
+
+
 def _metric_row(name: str, video: Metrics, frame: Metrics) -> str:
     return (
         f"| {name} | {video.count} ({video.fakes} fake) | {_fmt(video.auc)} | {video.log_loss:.3f} "
@@ -165,8 +173,10 @@ def render_markdown(card: ModelCard) -> str:
             f"- architecture: `{member.architecture}` {member.params}",
             f"- init: {member.init_weights}; frozen: {member.frozen}",
             f"- learning rates: {member.learning_rates}",
-            (f"- file: `{member.file}` ({member.dtype}, {member.size_bytes} bytes, max fp16 change "
-            f"of P(fake) on validation {member.fp16_max_probability_change:.2e})"),
+            (
+                f"- file: `{member.file}` ({member.dtype}, {member.size_bytes} bytes); fp16 "
+                f"rounding on the validation crops: {_fp16_text(member.fp16_check)}"
+            ),
             f"- sha256: `{member.sha256}`",
             (f"- temperature: {member.temperature:.4f} (P(fake) = sigmoid(logit / T)); uncalibrated "
             f"validation log loss: {member.validation_uncalibrated_log_loss}"),

@@ -21,6 +21,7 @@ import numpy as np
 import timm
 import torch
 
+from models.config import DEFAULT_FRAMES
 from models.crops import CropSpec
 from models.datasets import REAL, LabeledVideo, list_labeled_videos
 from models.device import resolve_device
@@ -85,7 +86,7 @@ class RunConfig:
     out_dir: Path
     registry_path: Path | None
     members: tuple[MemberRecipe, ...] = (EFFNET_LITE0, HYBRID_VIT)
-    frames: int = 16
+    frames: int = DEFAULT_FRAMES
     validation_fraction: float = 0.25
     train: TrainConfig = field(default_factory=TrainConfig)
     device: str = "auto"
@@ -216,8 +217,8 @@ def _train_member(
     metadata = {"seed": config.train.seed, "card": f"{CARD_STEM}.json", "preprocessing": spec.name,
                 "license": "weights: MIT; trained on research-only data"}
     exported = export_member(
-        fit.model, recipe, temperature, np.concatenate([c.crops.crops for c in scored]), spec,
-        config.out_dir, metadata,
+        fit.model, recipe, temperature, (np.concatenate([c.crops.crops for c in scored]), labels),
+        spec, config.out_dir, metadata,
     )
     echo(f"{recipe.model_id}: kept epoch {fit.best_epoch}, temperature {temperature:.3f}, "
          f"video AUC {report.video.auc}, frame AUC {report.frame.auc}, {exported.dtype} "
@@ -235,7 +236,7 @@ def _train_member(
         sha256=exported.sha256,
         size_bytes=exported.size_bytes,
         dtype=exported.dtype,
-        fp16_max_probability_change=exported.max_probability_change,
+        fp16_check=vars(exported.fp16),
         temperature=temperature,
         epochs_run=len(fit.history),
         best_epoch=fit.best_epoch,

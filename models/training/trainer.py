@@ -48,7 +48,7 @@ class TrainConfig:
         augment: augmentation probabilities.
     """
 
-    epochs: int = 6
+    epochs: int = 8
     samples_per_epoch: int = 1024
     batch_size: int = 32
     sbi_fraction: float = 0.5
