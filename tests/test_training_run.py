@@ -111,6 +111,31 @@ def test_training_writes_a_card_with_validation_figures(trained) -> None:
     assert "self-blended" in card.training.balancing or card.training.sbi_fraction > 0
 
 
+def test_fakewatch_eval_reports_the_cards_detector_figures(trained, toy_data, tmp_path) -> None:
+    """The card's "as the detector scores them" section is what `fakewatch eval` prints on the
+    validation groups: every person tracked (two per toy clip), default policy."""
+    from fakewatch.cli import main
+
+    config, card = trained
+    view = card.detector_validation
+    assert view.frames_per_clip == FRAMES and view.policy == "max-identity"
+    groups = [arg for g in card.data.groups_validation for arg in ("--group", g)]
+    outcome = CliRunner().invoke(main, [
+        "eval", str(toy_data), "--labels", str(toy_data / "labels.csv"), *groups, "--json",
+        "--frames", str(FRAMES), "--registry", str(config.registry_path), "--device", "cpu",
+        "--roc", str(tmp_path / "roc.png"),
+    ])
+    assert outcome.exit_code == 0, outcome.output
+    report = json.loads(outcome.output[outcome.output.index("{"):])
+    for level in ("video", "frame"):
+        ours, theirs = getattr(view.report, level), report[level]
+        assert ours.count == theirs["count"] and ours.fakes == theirs["fakes"]
+        assert ours.log_loss == pytest.approx(theirs["log_loss"], abs=1e-4)
+        assert ours.accuracy == pytest.approx(theirs["accuracy"])
+    assert view.report.frame.count == 2 * FRAMES  # two clips, a face in every frame
+    assert "As the detector scores them" in (config.out_dir / f"{CARD_STEM}.md").read_text()
+
+
 def test_training_is_deterministic_and_reuses_the_crop_cache(trained, toy_data, tmp_path) -> None:
     config, card = trained
     cache = CropCache(CropExtractor(Registry.load(config.registry_path).preprocessing["tiny-64"], FRAMES),

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from models.evaluation import Metrics
+from models.evaluation import EvaluationReport, Metrics
 from models.training.validation import SliceReport, ValidationReport
 
 DATA_LICENSE = (
@@ -95,11 +95,21 @@ class MachineCard(BaseModel):
     total_seconds: float
 
 
+class DetectorValidation(BaseModel):
+    """The ensemble on the validation clips as the detector scores them: what `fakewatch eval`
+    reports with its defaults on the same groups."""
+
+    policy: str
+    frames_per_clip: int
+    report: EvaluationReport
+
+
 class ModelCard(BaseModel):
     name: str
     created: str
     members: list[MemberCard]
     ensemble_validation: ValidationReport
+    detector_validation: DetectorValidation
     data: DataCard
     training: TrainingCard
     machine: MachineCard
@@ -139,6 +149,36 @@ def _slice_rows(title: str, slices: dict[str, SliceReport]) -> list[str]:
     return rows
 
 
+def _detector_section(card: ModelCard) -> list[str]:
+    view = card.detector_validation
+    video, frame = view.report.video, view.report.frame
+    groups = " ".join(f"--group {g}" for g in card.data.groups_validation)
+    rows = []
+    if video is not None and frame is not None:
+        rows = [
+            "| videos | video AUC | video log loss | video acc | frames | frame AUC | frame log loss |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            (f"| {video.count} ({video.fakes} fake) | {_fmt(video.auc)} | {video.log_loss:.3f} | "
+             f"{video.accuracy:.3f} | {frame.count} | {_fmt(frame.auc)} | {frame.log_loss:.3f} |"),
+        ]
+    return [
+        "## As the detector scores them",
+        "",
+        (f"The ensemble's exported weights on the same clips the way the service does: "
+         f"{view.frames_per_clip} frames, every tracked person, policy `{view.policy}` (video), "
+         "most fake face (frame). `fakewatch eval` with its defaults reports these figures:"),
+        "",
+        "```bash",
+        f"fakewatch eval DATA --labels DATA/labels.csv {groups}",
+        "```",
+        "",
+        *rows,
+        "",
+        f"Clips without a tracked face: {view.report.no_face or 'none'}.",
+        "",
+    ]
+
+
 def render_markdown(card: ModelCard) -> str:
     """The card for people: figures first, then how it was made."""
     scorers = [(m.model_id, m.validation) for m in card.members]
@@ -163,6 +203,7 @@ def render_markdown(card: ModelCard) -> str:
     for name, report in scorers:
         lines += [f"### {name}", "", *_slice_rows("source family", report.by_family), "",
                   *_slice_rows("subset", report.by_subset), ""]
+    lines += _detector_section(card)
     lines += ["## Members", ""]
     for member in card.members:
         lines += [

@@ -21,7 +21,7 @@ import numpy as np
 import timm
 import torch
 
-from models.config import DEFAULT_FRAMES
+from models.config import DEFAULT_FRAMES, DEFAULT_POLICY
 from models.crops import CropSpec
 from models.datasets import REAL, LabeledVideo, list_labeled_videos
 from models.device import resolve_device
@@ -31,6 +31,7 @@ from models.training.calibration import balanced_weights, fit_temperature, log_l
 from models.training.card import (
     DATA_LICENSE,
     DataCard,
+    DetectorValidation,
     EpochRecord,
     MachineCard,
     MemberCard,
@@ -38,9 +39,10 @@ from models.training.card import (
     TrainingCard,
     write_card,
 )
-from models.training.cropcache import CropCache, CropExtractor, fill_cache
+from models.training.cropcache import ClipCrops, CropCache, CropExtractor, fill_cache
+from models.training.detector_view import ScoringMember, detector_report
 from models.training.errors import TrainingDataError
-from models.training.export import export_member
+from models.training.export import export_member, half_copy
 from models.training.members import EFFNET_LITE0, HYBRID_VIT, MemberRecipe
 from models.training.register import update_model_entry
 from models.training.samples import MAX_OVERSAMPLE, TrainingClip
@@ -163,6 +165,7 @@ class _Prepared:
     validation_groups: list[str]
     train: list[TrainingClip]
     validation: list[TrainingClip]
+    validation_faces: list[tuple[LabeledVideo, ClipCrops]]  # every face, as the detector sees it
     errors: dict[Path, str]
     extraction_seconds: float
 
@@ -192,6 +195,7 @@ def _prepare(config: RunConfig, spec: CropSpec, device: torch.device, echo: Call
         validation_groups=split.validation_groups,
         train=_clips(split.train, cache, set(errors)),
         validation=_clips(split.validation, cache, set(errors)),
+        validation_faces=[(v, cache.get(v.path)) for v in split.validation if v.path not in errors],
         errors=errors,
         extraction_seconds=seconds,
     )
@@ -204,8 +208,9 @@ def _prepare(config: RunConfig, spec: CropSpec, device: torch.device, echo: Call
 def _train_member(
     recipe: MemberRecipe, prepared: _Prepared, spec: CropSpec, config: RunConfig,
     device: torch.device, echo: Callable[[str], None],
-) -> tuple[MemberCard, list[np.ndarray]]:
-    """Fit, calibrate and export one member; its card and calibrated validation probabilities."""
+) -> tuple[MemberCard, list[np.ndarray], ScoringMember]:
+    """Fit, calibrate and export one member: its card, calibrated validation probabilities, and
+    the member as the detector will run it (the exported weights)."""
     scored = prepared.scored
     labels = np.concatenate([np.full(len(c.crops), c.video.label) for c in scored])
     fit = fit_member(recipe, prepared.train, scored, spec, config.train, device, echo)
@@ -248,7 +253,8 @@ def _train_member(
         },
         validation=report,
     )
-    return card, probabilities
+    exported_model = half_copy(fit.model, recipe) if exported.dtype == "float16" else fit.model
+    return card, probabilities, ScoringMember(recipe.model_id, exported_model.eval(), temperature)
 
 
 def _data_card(config: RunConfig, prepared: _Prepared) -> DataCard:
@@ -339,7 +345,7 @@ def run_training(config: RunConfig, echo: Callable[[str], None] = print) -> Mode
     if config.registry_path and config.out_dir.resolve() != config.registry_path.parent.resolve():
         raise ConfigError("weights must be written next to the registry that records them")
     prepared = _prepare(config, spec, device, echo)
-    members, calibrated = zip(
+    members, calibrated, scoring = zip(
         *(_train_member(recipe, prepared, spec, config, device, echo) for recipe in config.members),
         strict=True,
     )
@@ -349,11 +355,18 @@ def run_training(config: RunConfig, echo: Callable[[str], None] = print) -> Mode
     )
     echo(f"ensemble: video AUC {ensemble.video.auc}, video log loss {ensemble.video.log_loss:.3f}, "
          f"frame AUC {ensemble.frame.auc}")
+    as_detected = detector_report(prepared.validation_faces, scoring, spec)
+    if as_detected.video is not None:
+        echo(f"as the detector scores them: video AUC {as_detected.video.auc}, video log loss "
+             f"{as_detected.video.log_loss:.3f}")
     card = ModelCard(
         name=ENSEMBLE_NAME,
         created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         members=list(members),
         ensemble_validation=ensemble,
+        detector_validation=DetectorValidation(
+            policy=DEFAULT_POLICY, frames_per_clip=config.frames, report=as_detected
+        ),
         data=_data_card(config, prepared),
         training=_training_card(config),
         machine=_machine_card(device, prepared.extraction_seconds, time.perf_counter() - started),
