@@ -113,7 +113,7 @@ def _candidate_crops(
 
 @torch.inference_mode()
 def run_mtcnn(
-    nets: MTCNN, frames: np.ndarray, images: torch.Tensor
+    nets: MTCNN, frames: np.ndarray, images: torch.Tensor, smallest_face: float = 0.0
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Faces in each frame: ((k,5) boxes x1,y1,x2,y2,score; (k,5,2) landmarks) per frame.
 
@@ -121,13 +121,15 @@ def run_mtcnn(
         nets: a facenet-pytorch MTCNN, for its networks, thresholds, minimum face and factor.
         frames: (N,H,W,3) uint8, the same pixels as `images`.
         images: (N,3,H,W) float, contiguous, on the networks' device.
+        smallest_face: pyramid levels that only find faces smaller than this (pixels of
+            `images`) are skipped; the other levels, and so larger faces, are as without it.
     """
     height, width = images.shape[2:]
     thresholds = nets.thresholds
     device = images.device
     cropper = AreaCropper(frames)
 
-    boxes, image_inds = _proposals(nets, images, thresholds[0])
+    boxes, image_inds = _proposals(nets, images, thresholds[0], smallest_face)
     if len(boxes):
         boxes, image_inds = _refine(nets, cropper, boxes, image_inds, width, height, thresholds[1])
     points = torch.zeros(0, 5, 2, device=device)
@@ -142,13 +144,23 @@ def run_mtcnn(
     )
 
 
+def useful_scales(height: int, width: int, nets: MTCNN, smallest_face: float) -> list[float]:
+    """facenet-pytorch's pyramid without the levels whose faces are all below `smallest_face`:
+    the level at scale s finds faces from 12/s up to about the next level's 12/(s*factor)."""
+    return [
+        scale
+        for scale in pyramid_scales(height, width, nets.min_face_size, nets.factor)
+        if PNET_CELL / (scale * nets.factor) > smallest_face
+    ]
+
+
 def _proposals(
-    nets: MTCNN, images: torch.Tensor, threshold: float
+    nets: MTCNN, images: torch.Tensor, threshold: float, smallest_face: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stage 1: P-Net over the image pyramid; boxes squared after their regression."""
     height, width = images.shape[2:]
     boxes, image_inds = [], []
-    for scale in pyramid_scales(height, width, nets.min_face_size, nets.factor):
+    for scale in useful_scales(height, width, nets, smallest_face):
         level = _normalise(imresample(images, (int(height * scale + 1), int(width * scale + 1))))
         reg, probs = nets.pnet(level)
         level_boxes, level_inds = generateBoundingBox(reg, probs[:, 1], scale, threshold)

@@ -149,3 +149,15 @@ def test_finds_faces_in_research_clips(shared_train_dir: Path, face_detector: Fa
         faces = face_detector.detect([f.image for f in frames])
         with_face = sum(1 for found in faces if found)
         assert with_face >= 6, f"{row['file']}: faces in only {with_face} of 8 frames"
+
+
+def test_faces_below_the_minimum_share_of_the_frame_are_not_looked_for() -> None:
+    """The head fills about half the frame's height: found when the minimum is a third of the
+    short side, not when it is the whole short side."""
+    frame = media.face_frame(0)
+    (head,) = media.pasted_head_boxes(0)
+    assert 0.35 < (head[3] - head[1]) / frame.shape[0] < 0.65
+    (found,) = FaceDetector(min_face_fraction=1 / 3).detect([frame])
+    assert len(found) == 1
+    check_face(found[0], head)
+    assert FaceDetector(min_face_fraction=1.0).detect([frame]) == [[]]

@@ -10,7 +10,7 @@ from skimage.data import astronaut
 from torch.nn.functional import interpolate
 
 from models.faces import DFDC_THRESHOLDS
-from models.mtcnn import AreaCropper, pyramid_scales, run_mtcnn
+from models.mtcnn import AreaCropper, pyramid_scales, run_mtcnn, useful_scales
 from tests import media
 
 
@@ -33,6 +33,30 @@ def test_pyramid_stops_when_the_frame_is_smaller_than_a_cell() -> None:
     assert scales[0] == pytest.approx(0.6)
     assert 360 * scales[-1] >= 12 > 360 * scales[-1] * 0.709
     assert pyramid_scales(10, 10, min_face_size=20, factor=0.709) == []
+
+
+def test_small_face_levels_are_cut_from_the_top_of_the_pyramid() -> None:
+    """1080p is detected at 0.5x: faces under 5.5% of its short side only need the first level.
+    720p (0.5x, 360 px): that share is under MTCNN's own 20 px minimum, nothing is skipped."""
+    nets = MTCNN(min_face_size=20)
+    full = pyramid_scales(540, 960, min_face_size=20, factor=0.709)
+    assert useful_scales(540, 960, nets, smallest_face=0.0) == full
+    assert useful_scales(540, 960, nets, smallest_face=0.055 * 540) == full[1:]
+    assert useful_scales(360, 640, nets, smallest_face=0.055 * 360) == pyramid_scales(
+        360, 640, min_face_size=20, factor=0.709
+    )
+
+
+@pytest.mark.slow
+def test_large_faces_are_found_the_same_without_the_small_face_levels() -> None:
+    nets = MTCNN(thresholds=list(DFDC_THRESHOLDS), keep_all=True, device="cpu").eval()
+    frames = np.stack([media.face_frame(i, faces=2) for i in (0, 5, 10)])  # heads ~45% of 360 px
+    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float().contiguous()
+    all_levels, _ = run_mtcnn(nets, frames, images)
+    without_small, _ = run_mtcnn(nets, frames, images, smallest_face=60.0)
+    assert [len(b) for b in all_levels] == [2, 2, 2]
+    for a, b in zip(all_levels, without_small, strict=True):
+        assert np.allclose(a, b, atol=1e-3)
 
 
 @pytest.mark.slow

@@ -25,12 +25,18 @@ from tqdm import tqdm
 
 from models.crops import CropSpec, crop_face, crop_window
 from models.errors import FakewatchError
-from models.faces import DFDC_THRESHOLDS, MIN_CONFIDENCE, MIN_FACE_SIZE, Face, FaceDetector
+from models.faces import (
+    DFDC_THRESHOLDS,
+    MIN_CONFIDENCE,
+    MIN_FACE_FRACTION,
+    MIN_FACE_SIZE,
+    Face,
+    FaceDetector,
+)
 from models.tracking import assign_identities, min_track_length
 from models.video import FrameSampling, read_sampled_frames
 
 CACHE_FORMAT_VERSION = 2  # bump when what is stored, or how it is computed, changes
-DEFAULT_TRAINING_FRAMES = 16  # per clip: 103 clips extract in about 5 minutes on 2 CPU cores
 
 
 def default_cache_root() -> Path:
@@ -126,7 +132,7 @@ class CropExtractor:
         device: where MTCNN runs.
     """
 
-    def __init__(self, spec: CropSpec, frames: int = DEFAULT_TRAINING_FRAMES, device: str = "cpu") -> None:
+    def __init__(self, spec: CropSpec, frames: int, device: str = "cpu") -> None:
         self.spec = spec
         self.sampling = FrameSampling(count=frames)
         self.device = device
@@ -141,6 +147,7 @@ class CropExtractor:
             "mtcnn": {
                 "thresholds": list(DFDC_THRESHOLDS),
                 "min_face_size": MIN_FACE_SIZE,
+                "min_face_fraction": MIN_FACE_FRACTION,
                 "min_confidence": MIN_CONFIDENCE,
             },
         }
