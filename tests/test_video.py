@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models import video
 from models.errors import ConfigError, VideoError
 from models.video import (
     SNIFF_BYTES,
@@ -263,3 +264,51 @@ def test_sniff_tells_webm_and_ogg_from_their_headers() -> None:
     ebml = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\x82\x84webm"
     assert sniff_container(ebml) == "webm"
     assert sniff_container(b"OggS\x00\x02" + bytes(50)) == "ogg"
+
+
+def _decode_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sample as if every frame had to be decoded (no frames skipped)."""
+    monkeypatch.setattr(video._Source, "decode_only_near", lambda self, times: None)
+
+
+def _non_reference_frames(path: Path) -> int:
+    """Frames of the file that no other frame refers to (x264's default GOP makes B-frames)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        every = sum(1 for _ in container.decode(stream))
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONREF"
+        kept = sum(1 for _ in container.decode(stream))
+    return every - kept
+
+
+@pytest.mark.parametrize(
+    "sampling", [FrameSampling(count=3), FrameSampling(count=8), FrameSampling(count=None, per_second=2)]
+)
+def test_skipping_frames_far_from_the_sampled_times_samples_the_same_frames(
+    face_video: Path, sampling: FrameSampling, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, sampled = read_sampled_frames(face_video, sampling)
+    _decode_everything(monkeypatch)
+    _, expected = read_sampled_frames(face_video, sampling)
+    assert [(f.index, f.timestamp) for f in sampled] == [(f.index, f.timestamp) for f in expected]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(sampled, expected, strict=True))
+
+
+def test_only_frames_near_a_wanted_time_or_referred_to_are_decoded(face_video: Path) -> None:
+    """24 frames at 12 fps; one wanted time at 1 s. Skipped B-frames still count in the index."""
+    skippable = _non_reference_frames(face_video)
+    assert skippable >= 6
+    with video._open(face_video) as source:
+        every = [(d.index, d.time) for d in source.frames()]
+    with video._open(face_video) as source:
+        frames = source.frames()
+        first = next(frames)
+        source.decode_only_near([1.0])
+        decoded = [(first.index, first.time)] + [(d.index, d.time) for d in frames]
+    assert len(decoded) <= len(every) - skippable + 3  # at most the frames within 1.5 intervals
+    assert set(decoded) <= set(every)  # right indices for the frames that were decoded
+    assert [t for _, t in every if abs(t - 1.0) <= 1.5 / FPS] == [
+        t for _, t in decoded if abs(t - 1.0) <= 1.5 / FPS
+    ]
