@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,53 +217,64 @@ def _scan_video(
     clock: _Stopwatch,
     report: Progress,
 ) -> _Scan:
-    """Decode, detect and classify as one stream: each batch of frames is scored while the
-    decoder thread works on the next.
+    """Decode, detect and classify as a three-stage pipeline, one thread per stage.
 
-    Every face is classified as soon as it is found, before tracking decides which faces form
-    a person, so the compute thread never waits for the whole video: wall time approaches
-    max(decode, detection + classification) instead of their sum, and only one batch of
-    full-resolution frames is held at a time. (Tracking then drops one-off detections, whose
-    scores were wasted work; they are rare.) `decode` is the decoder thread's wall time, so it
-    overlaps the other stages in the timings.
+    The decoder thread reads ahead; this thread runs MTCNN on each batch of ready frames and
+    crops its faces; a classifier thread scores the crops of one batch while MTCNN works on the
+    next. Each thread keeps torch at one intra-op thread, so on a small CPU the stages run on
+    different cores instead of fighting over them, and wall time approaches the slowest stage
+    rather than the sum. Every face is classified as soon as it is found, before tracking
+    decides which faces form a person (tracking then drops one-off detections, whose scores were
+    wasted work; they are rare), and only one batch of full-resolution frames is held at a time.
+    `decode` and `classify` are their threads' own times, so they overlap the other stages.
     """
     frames: list[_FramePosition] = []
     faces_per_frame: list[list[Face]] = []
     scored: list[Face] = []
-    per_model: dict[str, list[np.ndarray]] = {}
-    with PrefetchedFrames(path, sampling) as prefetch:
-        report("detect_faces", 0.0)
-        for batch in prefetch.batches(faces_model.batch_size):
-            with clock.stage("detect_faces"):
-                batch_faces = faces_model.detect([frame.image for frame in batch])
-            frames.extend(_FramePosition(frame.index, frame.timestamp) for frame in batch)
-            faces_per_frame.extend(batch_faces)
-            located = [(frame, face) for frame, faces in zip(batch, batch_faces) for face in faces]
-            if not located:
-                continue
-            done = _fraction(len(frames), sampling)
-            with clock.stage("crop"):
-                report("crop", done)
-                crops = {
-                    spec: crops_to_tensor(
-                        [crop_face(frame.image, face.box, spec) for frame, face in located], spec
-                    )
-                    for spec in specs
-                }
-            with clock.stage("classify"):
+    pending: list[Future[dict[str, np.ndarray]]] = []
+
+    def timed_classify(crops: dict[CropSpec, torch.Tensor]) -> dict[str, np.ndarray]:
+        with clock.stage("classify"):
+            return classify(crops)
+
+    classifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fakewatch-classify")
+    try:
+        with PrefetchedFrames(path, sampling) as prefetch:
+            report("detect_faces", 0.0)
+            for batch in prefetch.batches(faces_model.batch_size):
+                with clock.stage("detect_faces"):
+                    batch_faces = faces_model.detect([frame.image for frame in batch])
+                frames.extend(_FramePosition(frame.index, frame.timestamp) for frame in batch)
+                faces_per_frame.extend(batch_faces)
+                located = [(frame, face) for frame, faces in zip(batch, batch_faces) for face in faces]
+                if not located:
+                    continue
+                done = _fraction(len(frames), sampling)
+                with clock.stage("crop"):
+                    report("crop", done)
+                    crops = {
+                        spec: crops_to_tensor(
+                            [crop_face(frame.image, face.box, spec) for frame, face in located],
+                            spec,
+                        )
+                        for spec in specs
+                    }
                 report("classify", done)
-                for model_id, probabilities in classify(crops).items():
-                    per_model.setdefault(model_id, []).append(probabilities)
-            scored.extend(face for _, face in located)
+                pending.append(classifier.submit(timed_classify, crops))
+                scored.extend(face for _, face in located)
+            results = [future.result() for future in pending]
+    finally:
+        classifier.shutdown(wait=True, cancel_futures=True)
     clock.seconds["decode"] = prefetch.decode_seconds
     for stage in ("crop", "classify"):
         clock.seconds.setdefault(stage, 0.0)
+    model_ids = results[0].keys() if results else ()
     return _Scan(
         info=prefetch.info,
         frames=frames,
         faces_per_frame=faces_per_frame,
         _row={face: row for row, face in enumerate(scored)},
-        _per_model={model_id: np.concatenate(parts) for model_id, parts in per_model.items()},
+        _per_model={m: np.concatenate([result[m] for result in results]) for m in model_ids},
     )
 
 
