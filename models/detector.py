@@ -30,7 +30,7 @@ from models.schema import (
     VideoInfo,
 )
 from models.tracking import assign_identities, drop_short_tracks, min_track_length
-from models.video import DECODE_CORES, FrameSampling, PrefetchedFrames
+from models.video import PREFETCH_DECODE_THREADS, FrameSampling, PrefetchedFrames
 
 Progress = Callable[[str, float], None]
 STAGES = ("decode", "detect_faces", "crop", "classify", "aggregate")
@@ -74,7 +74,7 @@ class Detector:
         if self._ensemble is not None:
             return
         if self.device.type == "cpu":
-            cap_cpu_threads(reserved=DECODE_CORES)
+            cap_cpu_threads(reserved=PREFETCH_DECODE_THREADS)
         registry = Registry.load(self.config.registry_path)
         self._ensemble = Ensemble.load(registry, self.config.models, self.device)
         self._faces = FaceDetector(device=self.device)

@@ -441,12 +441,10 @@ def read_sampled_frames(
 
 _END = object()  # the producer's last queue item after the final frame
 PREFETCH_DEPTH = 8  # decoded frames held ahead of the consumer: 8 x 6 MB at 1080p
-# FFmpeg threads of the background decoder. Two let frame threading use a core that torch leaves
-# idle (the detector keeps one core's worth for decoding, `DECODE_CORES`); on the idle 2-core
-# benchmark machine, 2 decoder threads beside 1 torch thread ran three clips 5-10% faster
-# end to end than 1. More threads than cores only contend.
-PREFETCH_DECODE_THREADS = 2
-DECODE_CORES = 1
+# Decoder threads while the caller computes: one. On the 2-core benchmark machine a 1-thread
+# decoder next to 1-thread torch ran a 1080p video end to end in 12.2 s, FFmpeg's automatic
+# thread count in 15.1 s (bench/results): threads beyond the cores only contend.
+PREFETCH_DECODE_THREADS = 1
 
 
 class PrefetchedFrames:
