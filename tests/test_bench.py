@@ -62,6 +62,8 @@ def test_bench_writes_every_stage_and_ratio(
             "2",
             "--threads",
             "1",
+            "--repeats",
+            "3",
         ],
     )
     assert run.exit_code == 0, run.output
@@ -69,6 +71,10 @@ def test_bench_writes_every_stage_and_ratio(
     assert [v["file"] for v in result["videos"]] == ["a.mp4", "b.mp4"]
     for video in result["videos"]:
         assert set(video["ours"]["timings"]) == {*STAGES, "total"}
+        runs = video["ours"]["total_runs_s"]
+        assert video["repeats"] == len(runs) == len(video["reference"]["total_runs_s"]) == 3
+        assert video["ours"]["timings"]["total"] == sorted(runs)[1]  # the median run's stages
+        assert video["decode_floor_s"] == sorted(video["decode_floor_runs_s"])[1]
         assert video["ours"]["faces"] >= FRAMES - 1  # one face in (almost) every frame
         assert video["reference"]["faces"] >= FRAMES - 1 and video["faces_match"]
         assert video["reference"]["torch_threads"] == len(os.sched_getaffinity(0))  # torch default

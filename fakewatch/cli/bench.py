@@ -14,6 +14,7 @@ import click
 
 DEFAULT_LIMIT = 3
 DEFAULT_MEMORY_RUNS = 50  # the issue: no memory growth across 50 consecutive videos
+DEFAULT_REPEATS = 3
 MEMORY_FRAMES = 8  # short detections: the memory check is about repetition, not size
 GENERATED = ((1920, 1080, 250), (1280, 720, 250))  # width, height, frames of generated clips
 
@@ -46,6 +47,13 @@ GENERATED = ((1920, 1080, 250), (1280, 720, 250))  # width, height, frames of ge
     default=DEFAULT_LIMIT,
     show_default=True,
     help="Research clips to use when no VIDEOS are given.",
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(1),
+    default=DEFAULT_REPEATS,
+    show_default=True,
+    help="Runs of each timed mode per video; the median run is reported.",
 )
 @click.option(
     "--memory-runs",
@@ -92,6 +100,7 @@ def bench(
     frames: int,
     reference: bool,
     limit: int,
+    repeats: int,
     memory_runs: int,
     concurrency: str,
     concurrency_jobs: int,
@@ -145,7 +154,7 @@ def bench(
         )
         rows = []
         for path in paths:
-            rows.append(harness.measure_video(path, detector, frames, ref))
+            rows.append(harness.measure_video(path, detector, frames, ref, repeats))
             click.echo(_line(rows[-1]), err=True)
         results = {
             "machine": machine,
