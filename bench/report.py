@@ -81,9 +81,10 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             (
                 f"{mem['runs']} consecutive detections of {mem['video']} "
-                f"({mem['frames']} frames): RSS first {mem['rss_first_mb']:.0f} MiB, "
-                f"last {mem['rss_last_mb']:.0f} MiB, max {mem['rss_max_mb']:.0f} MiB, "
-                f"growth {mem['growth_mb']:+.1f} MiB."
+                f"({mem['frames']} frames): RSS first {mem['rss_first_mb']:.0f} MiB, after "
+                f"{mem['warmup_runs']} warm-up videos {mem['rss_after_warmup_mb']:.0f} MiB, "
+                f"last {mem['rss_last_mb']:.0f} MiB, max {mem['rss_max_mb']:.0f} MiB; "
+                f"growth after warm-up {mem['growth_mb']:+.1f} MiB."
             ),
         ]
     if results.get("concurrency"):
