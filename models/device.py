@@ -1,7 +1,11 @@
 """Where the models run and in which precision.
 
-On CUDA, half-precision autocast is standard. On CPU, bf16 autocast is only worth it (and only
-accurate enough) where the CPU has native bf16 matrix instructions; elsewhere fp32 is kept.
+Training autocasts to half precision on CUDA and to bf16 on CPUs with native bf16 instructions:
+mixed precision trains as well, twice as fast. Scoring is stricter, because a score is a product
+output: on CUDA it autocasts to half precision; on CPU it stays fp32 unless bf16 is asked for.
+bf16 halves the classifiers' CPU time, but on the default ensemble it moved calibrated P(fake) by
+0.016 on average and up to 0.05 per validation video (crops: 0.014 mean, 0.15 max), over the
+0.01 the scores may move, and the shift is a bias, not noise (log loss 0.447 -> 0.458).
 """
 
 from __future__ import annotations
@@ -35,11 +39,35 @@ def cpu_supports_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The reduced precision to autocast to on this device, or None to stay in fp32."""
+    """The reduced precision to train in on this device, or None to stay in fp32."""
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return _cuda_half()
     return torch.bfloat16 if cpu_supports_bf16() else None
+
+
+def inference_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The reduced precision to score in, or None for fp32.
+
+    "auto": half precision on CUDA, fp32 on CPU. "bf16": bf16 autocast (on CPU only where the CPU
+    has native bf16, else ConfigError). "fp32": no autocast.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        if device.type == "cpu" and not cpu_supports_bf16():
+            raise ConfigError("bf16 was asked for but this CPU has no native bf16 instructions")
+        return torch.bfloat16
+    return _cuda_half() if device.type == "cuda" else None
+
+
+def _cuda_half() -> torch.dtype:
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 @contextlib.contextmanager

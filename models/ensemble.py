@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from models.crops import CropSpec
-from models.device import autocast_dtype, inference_context
+from models.device import inference_context, inference_dtype
 from models.errors import ConfigError
 from models.registry import ModelEntry, Registry, load_classifier
 from models.schema import ModelInfo
@@ -41,25 +41,28 @@ class Ensemble:
         members: Sequence[Member],
         device: torch.device,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        precision: str = "auto",
     ) -> None:
         if not members:
             raise ConfigError("an ensemble needs at least one model")
         self.members = list(members)
         self.device = device
         self.batch_size = batch_size
-        self.dtype = autocast_dtype(device)
+        self.dtype = inference_dtype(device, precision)
 
     @classmethod
     def load(
-        cls, registry: Registry, names: Sequence[str] | None, device: torch.device
+        cls, registry: Registry, names: Sequence[str] | None, device: torch.device,
+        precision: str = "auto",
     ) -> Ensemble:
-        """Load the named models (ids or one ensemble name; None = the default ensemble)."""
+        """Load the named models (ids or one ensemble name; None = the default ensemble), to
+        score in `precision` (see `models.device.inference_dtype`)."""
         members = []
         for entry in registry.resolve(names):
             model = load_classifier(entry, registry, device=device)
             model.to(memory_format=torch.channels_last)
             members.append(Member(entry=entry, model=model))
-        return cls(members, device)
+        return cls(members, device, precision=precision)
 
     @property
     def ids(self) -> list[str]:

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from models.crops import CropSpec, crops_to_tensor
-from models.device import autocast_dtype
+from models.device import autocast_dtype, inference_dtype
 from models.training.augment import AugmentConfig
 from models.training.calibration import balanced_weights, log_loss_at
 from models.training.members import MemberRecipe
@@ -91,9 +91,10 @@ class FitResult:
 def predict_logits(
     model: nn.Module, crops: np.ndarray, spec: CropSpec, device: torch.device
 ) -> np.ndarray:
-    """Raw logits for (N, S, S, 3) uint8 crops, in eval mode, in float32."""
+    """Raw logits for (N, S, S, 3) uint8 crops, in eval mode, in the precision the detector
+    scores in (so calibration and the card's figures hold for the detector)."""
     model.eval()
-    dtype = autocast_dtype(device)
+    dtype = inference_dtype(device)
     outputs = []
     with torch.inference_mode():
         for start in range(0, len(crops), PREDICT_BATCH):
