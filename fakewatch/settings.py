@@ -10,7 +10,7 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     frames: int = Field(default=DEFAULT_FRAMES, ge=1)
     policy: str = DEFAULT_POLICY
     threshold: float = Field(default=DEFAULT_THRESHOLD, ge=0.0, le=1.0)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # classifiers; CPU "auto" is fp32
 
     @field_validator("api_keys", "default_models", mode="before")
     @classmethod
@@ -216,6 +217,7 @@ class Settings(BaseSettings):
             frames=self.frames,
             policy=self.policy,
             threshold=self.threshold,
+            precision=self.precision,
         )
 
     # Security ----------------------------------------------------------------------------

@@ -23,6 +23,8 @@ class DetectorConfig:
         frames: frames sampled per video unless a request says otherwise.
         policy: aggregation policy name unless a request says otherwise.
         threshold: P(fake) at or above which a video is labelled fake.
+        precision: "auto" (half precision on CUDA, fp32 on CPU), "fp32" or "bf16" for the
+            classifiers; see `models.device.inference_dtype` for why CPU defaults to fp32.
     """
 
     registry_path: Path | None = None
@@ -31,6 +33,7 @@ class DetectorConfig:
     frames: int = DEFAULT_FRAMES
     policy: str = DEFAULT_POLICY
     threshold: float = DEFAULT_THRESHOLD
+    precision: str = "auto"
 
 
 class DetectOptions(BaseModel):

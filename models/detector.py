@@ -76,7 +76,9 @@ class Detector:
         if self.device.type == "cpu":
             cap_cpu_threads(reserved=PREFETCH_DECODE_THREADS)
         registry = Registry.load(self.config.registry_path)
-        self._ensemble = Ensemble.load(registry, self.config.models, self.device)
+        self._ensemble = Ensemble.load(
+            registry, self.config.models, self.device, self.config.precision
+        )
         self._faces = FaceDetector(device=self.device)
 
     def warmup(self) -> None:

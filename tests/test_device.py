@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from models.device import autocast_dtype, cpu_supports_bf16, inference_context, resolve_device
+from models.device import (
+    autocast_dtype,
+    cpu_supports_bf16,
+    inference_context,
+    inference_dtype,
+    resolve_device,
+)
 from models.errors import ConfigError
 
 
@@ -24,9 +30,43 @@ def test_unknown_devices_are_refused(name: str) -> None:
         resolve_device(name)
 
 
-def test_cpu_autocasts_to_bf16_only_with_native_support() -> None:
+def test_cpu_trains_in_bf16_only_with_native_support() -> None:
     dtype = autocast_dtype(torch.device("cpu"))
     assert dtype == (torch.bfloat16 if cpu_supports_bf16() else None)
+
+
+def test_cpu_scores_in_fp32_unless_bf16_is_asked_for() -> None:
+    cpu = torch.device("cpu")
+    assert inference_dtype(cpu) is None and inference_dtype(cpu, "fp32") is None
+    if cpu_supports_bf16():
+        assert inference_dtype(cpu, "bf16") == torch.bfloat16
+    else:
+        with pytest.raises(ConfigError, match="no native bf16"):
+            inference_dtype(cpu, "bf16")
+    with pytest.raises(ConfigError, match="unknown precision"):
+        inference_dtype(cpu, "int8")
+
+
+def test_ensemble_scores_in_the_precision_asked_for(tmp_path) -> None:
+    from models.ensemble import Ensemble
+    from models.registry import Registry
+    from tests.tiny_models import write_test_registry
+
+    registry = Registry.load(write_test_registry(tmp_path))
+    cpu = torch.device("cpu")
+    assert Ensemble.load(registry, None, cpu).dtype is None
+    if cpu_supports_bf16():
+        assert Ensemble.load(registry, None, cpu, "bf16").dtype == torch.bfloat16
+
+
+def test_workers_take_the_precision_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fakewatch.settings import Settings
+
+    monkeypatch.setenv("FAKEWATCH_PRECISION", "bf16")
+    assert Settings().detector_config().precision == "bf16"
+    monkeypatch.setenv("FAKEWATCH_PRECISION", "int8")
+    with pytest.raises(ValueError, match="precision"):
+        Settings()
 
 
 def test_inference_context_disables_grad_and_applies_autocast() -> None:

@@ -23,7 +23,7 @@ from fakewatch.cli.common import detector_config, detector_options, load_detecto
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def evaluate(
     folder: Path, labels: Path | None, subsets: tuple[str, ...], groups: tuple[str, ...],
-    models: str | None, frames: int, policy: str, threshold: float, device: str,
+    models: str | None, frames: int, policy: str, threshold: float, device: str, precision: str,
     threads: int | None, registry_path: Path | None, roc_path: Path, as_json: bool,
 ) -> None:
     """Evaluate on a labeled folder: AUC, log loss, accuracy, precision, recall, F1, confusion matrix."""
@@ -45,7 +45,7 @@ def evaluate(
     if not videos:
         raise click.ClickException("no labeled videos match")
     detector = load_detector(
-        detector_config(models, frames, policy, threshold, device, registry_path), threads
+        detector_config(models, frames, policy, threshold, device, registry_path, precision), threads
     )
     scored: list[ScoredVideo] = []
     errors: dict[str, str] = {}

@@ -21,7 +21,7 @@ from fakewatch.cli.common import detector_config, detector_options, expand_input
               help="Write filename,label (label = P(fake), empty when no face) in DFDC submission format.")
 def scan(
     paths: tuple[Path, ...], models: str | None, frames: int, policy: str, threshold: float,
-    device: str, threads: int | None, registry_path: Path | None, as_json: bool, csv_path: Path | None,
+    device: str, precision: str, threads: int | None, registry_path: Path | None, as_json: bool, csv_path: Path | None,
 ) -> None:
     """Scan video files and/or folders of videos for deepfaked faces."""
     from tqdm import tqdm
@@ -33,7 +33,7 @@ def scan(
         raise click.ClickException("no video or image files found in the given paths")
     click.echo(f"Loading models on {device}...", err=True)
     detector = load_detector(
-        detector_config(models, frames, policy, threshold, device, registry_path), threads
+        detector_config(models, frames, policy, threshold, device, registry_path, precision), threads
     )
     rows: list[tuple[str, str]] = []
     failures = 0
