@@ -55,6 +55,7 @@ class AreaCropper:
         self._tables: dict[int, np.ndarray] = {}
 
     def _table(self, index: int) -> np.ndarray:
+        # int32 holds 255 x 8.4 M pixels: far above any detection image (`detection_scale`).
         table = self._tables.get(index)
         if table is None:
             height, width, channels = self.frames[index].shape
@@ -90,9 +91,9 @@ class AreaCropper:
         for index in np.unique(frame_of):
             table = self._table(int(index)).reshape(-1, self.frames.shape[3])
             boxes = np.flatnonzero(frame_of == index)
-            cells = (boxes[:, None] * per_box + np.arange(per_box)).reshape(-1)
-            a, b, c, d = (np.take(table, corner[cells], axis=0) for corner in corners)
-            out[cells] = (a - b - c + d) / area[cells]
+            pixels = (boxes[:, None] * per_box + np.arange(per_box)).reshape(-1)
+            a, b, c, d = (np.take(table, corner[pixels], axis=0) for corner in corners)
+            out[pixels] = (a - b - c + d) / area[pixels]
         out = out.reshape(len(frame_of), size, size, -1)
         return torch.from_numpy(out).permute(0, 3, 1, 2)
 
