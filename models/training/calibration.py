@@ -19,6 +19,11 @@ from models.training.errors import TrainingDataError
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
 
 
+def calibrated(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """P(fake) = sigmoid(logits / temperature), as the detector applies it."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits) / temperature))
+
+
 def balanced_weights(labels: np.ndarray) -> np.ndarray:
     """Per-sample weights giving each class half of the total weight."""
     labels = np.asarray(labels, dtype=int)

@@ -22,6 +22,7 @@ from models.crops import CropSpec
 from models.datasets import LabeledVideo
 from models.evaluation import EvaluationReport, ScoredVideo, evaluate
 from models.tracking import min_track_length
+from models.training.calibration import calibrated
 from models.training.cropcache import ClipCrops
 from models.training.trainer import predict_logits
 
@@ -55,7 +56,7 @@ def score_clip(
         return ScoredVideo(str(video.path), video.label, None, [], video.subset)
     cpu = torch.device("cpu")
     per_model = {
-        m.model_id: 1.0 / (1.0 + np.exp(-predict_logits(m.model, faces.crops, spec, cpu) / m.temperature))
+        m.model_id: calibrated(predict_logits(m.model, faces.crops, spec, cpu), m.temperature)
         for m in members
     }
     scores = CropScores(identities=identities, per_model=per_model)

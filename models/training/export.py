@@ -25,6 +25,7 @@ from torch import nn
 
 from models.crops import CropSpec
 from models.registry import save_safetensors
+from models.training.calibration import calibrated
 from models.training.members import MemberRecipe
 from models.training.trainer import predict_logits
 from models.zoo import build_classifier
@@ -60,10 +61,6 @@ class ExportedWeights:
     fp16: Fp16Check
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def half_copy(model: nn.Module, recipe: MemberRecipe) -> nn.Module:
     """A fresh fp32 model holding `model`'s weights rounded through fp16 (integer buffers kept)."""
     state = {
@@ -81,8 +78,8 @@ def check_fp16(
 ) -> Fp16Check:
     """Score `crops` (labels: 1 = fake, both present) with the fp32 and the fp16-rounded weights."""
     cpu = torch.device("cpu")
-    full = _sigmoid(predict_logits(model, crops, spec, cpu) / temperature)
-    half = _sigmoid(predict_logits(half_copy(model, recipe), crops, spec, cpu) / temperature)
+    full = calibrated(predict_logits(model, crops, spec, cpu), temperature)
+    half = calibrated(predict_logits(half_copy(model, recipe), crops, spec, cpu), temperature)
     change = np.abs(full - half)
     return Fp16Check(
         mean_probability_change=float(change.mean()),

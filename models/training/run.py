@@ -27,7 +27,12 @@ from models.datasets import REAL, LabeledVideo, list_labeled_videos
 from models.device import resolve_device
 from models.errors import ConfigError
 from models.registry import Registry
-from models.training.calibration import balanced_weights, fit_temperature, log_loss_at
+from models.training.calibration import (
+    balanced_weights,
+    calibrated,
+    fit_temperature,
+    log_loss_at,
+)
 from models.training.card import (
     DATA_LICENSE,
     DataCard,
@@ -95,10 +100,6 @@ class RunConfig:
     workers: int = 1
     cache_root: Path | None = None
     command: str = ""
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def _cpu_name() -> str:
@@ -216,7 +217,7 @@ def _train_member(
     fit = fit_member(recipe, prepared.train, scored, spec, config.train, device, echo)
     logits = np.concatenate(fit.val_logits)
     temperature = fit_temperature(logits, labels)
-    probabilities = [_sigmoid(z / temperature) for z in fit.val_logits]
+    probabilities = [calibrated(z, temperature) for z in fit.val_logits]
     report = validation_report([ClipScores(c.video, p) for c, p in zip(scored, probabilities, strict=True)])
     weights = balanced_weights(labels)
     metadata = {"seed": config.train.seed, "card": f"{CARD_STEM}.json", "preprocessing": spec.name,

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from models.crops import CropSpec, crops_to_tensor
 from models.device import autocast_dtype, inference_dtype
 from models.training.augment import AugmentConfig
-from models.training.calibration import balanced_weights, log_loss_at
+from models.training.calibration import balanced_weights, calibrated, log_loss_at
 from models.training.members import MemberRecipe
 from models.training.samples import BalancedSampler, TrainingClip, make_batch
 from models.training.validation import ClipScores, validation_report
@@ -103,10 +103,6 @@ def predict_logits(
             with torch.autocast(device.type, dtype=dtype) if dtype else nullcontext():
                 outputs.append(model(batch).float().cpu())
     return torch.cat(outputs).numpy() if outputs else np.zeros(0, np.float32)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def _schedule(total_steps: int) -> Callable[[int], float]:
@@ -222,7 +218,7 @@ def fit_member(
         train_loss = _train_epoch(model, recipe, optimiser, sampler, train_clips, spec, config, epoch)
         val_logits = [predict_logits(model, c.crops.crops, spec, device) for c in val_clips]
         report = validation_report(
-            [ClipScores(c.video, _sigmoid(z)) for c, z in zip(val_clips, val_logits, strict=True)]
+            [ClipScores(c.video, calibrated(z)) for c, z in zip(val_clips, val_logits, strict=True)]
         )
         log = EpochLog(
             epoch=epoch,
