@@ -88,18 +88,26 @@ class ClipCrops:
             cursor[position] += 1
         return identities
 
+    def tracked(self) -> tuple[ClipCrops, np.ndarray]:
+        """The faces the detector keeps (tracks of at least `min_track_length` frames) and
+        their identities."""
+        identities = self.identities()
+        ids, counts = np.unique(identities, return_counts=True)
+        keep = np.isin(identities, ids[counts >= min_track_length(self.frames_sampled)])
+        return self.select(keep), identities[keep]
+
     def main_person(self) -> ClipCrops:
         """Faces of the person in most sampled frames (ties: the first seen); none when every
-        track is shorter than the detector keeps (`min_track_length`).
+        track is shorter than the detector keeps.
 
         A fake clip's label is about its manipulated face, normally the main one; bystanders
         would be mislabelled samples.
         """
-        identities = self.identities()
+        faces, identities = self.tracked()
+        if not len(faces):
+            return faces
         ids, counts = np.unique(identities, return_counts=True)
-        if not len(ids) or counts.max() < min_track_length(self.frames_sampled):
-            return self.select(np.zeros(len(self), bool))
-        return self.select(identities == ids[np.argmax(counts)])
+        return faces.select(identities == ids[np.argmax(counts)])
 
     def select(self, keep: np.ndarray) -> ClipCrops:
         return ClipCrops(

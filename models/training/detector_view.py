@@ -21,7 +21,6 @@ from models.config import DEFAULT_POLICY, DEFAULT_THRESHOLD
 from models.crops import CropSpec
 from models.datasets import LabeledVideo
 from models.evaluation import EvaluationReport, ScoredVideo, evaluate
-from models.tracking import min_track_length
 from models.training.calibration import calibrated
 from models.training.cropcache import ClipCrops
 from models.training.trainer import predict_logits
@@ -36,22 +35,12 @@ class ScoringMember:
     temperature: float
 
 
-def tracked_faces(crops: ClipCrops) -> tuple[ClipCrops, np.ndarray]:
-    """The faces the detector keeps (tracks of at least `min_track_length` frames) and their
-    identities."""
-    identities = crops.identities()
-    ids, counts = np.unique(identities, return_counts=True)
-    kept_ids = ids[counts >= min_track_length(crops.frames_sampled)]
-    keep = np.isin(identities, kept_ids)
-    return crops.select(keep), identities[keep]
-
-
 def score_clip(
     video: LabeledVideo, crops: ClipCrops, members: Sequence[ScoringMember], spec: CropSpec,
     policy: str = DEFAULT_POLICY,
 ) -> ScoredVideo:
     """The clip's video probability under `policy` and its frames' most fake face."""
-    faces, identities = tracked_faces(crops)
+    faces, identities = crops.tracked()
     if not len(faces):
         return ScoredVideo(str(video.path), video.label, None, [], video.subset)
     cpu = torch.device("cpu")
