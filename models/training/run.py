@@ -191,12 +191,13 @@ def _prepare(config: RunConfig, spec: CropSpec, device: torch.device, echo: Call
     seconds = time.perf_counter() - started
     for path, error in errors.items():
         echo(f"skipped {path}: {error}")
+    validation_faces = [(v, cache.get(v.path)) for v in split.validation if v.path not in errors]
     prepared = _Prepared(
         videos=videos,
         validation_groups=split.validation_groups,
         train=_clips(split.train, cache, set(errors)),
-        validation=_clips(split.validation, cache, set(errors)),
-        validation_faces=[(v, cache.get(v.path)) for v in split.validation if v.path not in errors],
+        validation=[TrainingClip(v, crops.main_person()) for v, crops in validation_faces],
+        validation_faces=validation_faces,
         errors=errors,
         extraction_seconds=seconds,
     )
