@@ -133,9 +133,8 @@ class FaceDetector:
                     for image in batch
                 ]
             )
-        images = torch.from_numpy(stacked).to(self.device).permute(0, 3, 1, 2).float().contiguous()
         smallest = self.min_face_fraction * min(scaled_w, scaled_h)
-        boxes, points = run_mtcnn(self._mtcnn, stacked, images, smallest)
+        boxes, points = run_mtcnn(self._mtcnn, stacked, smallest)
         to_full = np.array([width / scaled_w, height / scaled_h], dtype=np.float32)
         return [
             self._faces(boxes[i], points[i], to_full, width, height) for i in range(len(batch))

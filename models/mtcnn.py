@@ -114,20 +114,22 @@ def _candidate_crops(
 
 @torch.inference_mode()
 def run_mtcnn(
-    nets: MTCNN, frames: np.ndarray, images: torch.Tensor, smallest_face: float = 0.0
+    nets: MTCNN, frames: np.ndarray, smallest_face: float = 0.0
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Faces in each frame: ((k,5) boxes x1,y1,x2,y2,score; (k,5,2) landmarks) per frame.
 
     Args:
-        nets: a facenet-pytorch MTCNN, for its networks, thresholds, minimum face and factor.
-        frames: (N,H,W,3) uint8, the same pixels as `images`.
-        images: (N,3,H,W) float, contiguous, on the networks' device.
+        nets: a facenet-pytorch MTCNN, for its networks, device, thresholds, minimum face and
+            factor.
+        frames: (N,H,W,3) uint8 RGB, all the same size.
         smallest_face: pyramid levels that only find faces smaller than this (pixels of
-            `images`) are skipped; the other levels, and so larger faces, are as without it.
+            `frames`) are skipped; the other levels, and so larger faces, are as without it.
     """
+    device = next(nets.parameters()).device
+    # Contiguous NCHW float: the pyramid's area resizing ran 2.3x slower on a channels_last view.
+    images = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float().contiguous()
     height, width = images.shape[2:]
     thresholds = nets.thresholds
-    device = images.device
     cropper = AreaCropper(frames)
 
     boxes, image_inds = _proposals(nets, images, thresholds[0], smallest_face)

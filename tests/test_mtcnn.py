@@ -51,9 +51,8 @@ def test_small_face_levels_are_cut_from_the_top_of_the_pyramid() -> None:
 def test_large_faces_are_found_the_same_without_the_small_face_levels() -> None:
     nets = MTCNN(thresholds=list(DFDC_THRESHOLDS), keep_all=True, device="cpu").eval()
     frames = np.stack([media.face_frame(i, faces=2) for i in (0, 5, 10)])  # heads ~45% of 360 px
-    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float().contiguous()
-    all_levels, _ = run_mtcnn(nets, frames, images)
-    without_small, _ = run_mtcnn(nets, frames, images, smallest_face=60.0)
+    all_levels, _ = run_mtcnn(nets, frames)
+    without_small, _ = run_mtcnn(nets, frames, smallest_face=60.0)
     assert [len(b) for b in all_levels] == [2, 2, 2]
     for a, b in zip(all_levels, without_small, strict=True):
         assert np.allclose(a, b, atol=1e-3)
@@ -74,8 +73,7 @@ def test_same_faces_as_facenet_pytorch() -> None:
             np.asarray(media.face_frame(2, **size) // 2 + noise // 2, dtype=np.uint8),
         ]
     )
-    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float().contiguous()
-    boxes, points = run_mtcnn(nets, frames, images)
+    boxes, points = run_mtcnn(nets, frames)
     with torch.no_grad():
         their_boxes, their_probs, their_points = nets.detect(frames, landmarks=True)
     assert sum(len(b) for b in boxes) >= 3
@@ -91,6 +89,5 @@ def test_same_faces_as_facenet_pytorch() -> None:
 def test_no_face_in_a_frame_smaller_than_the_smallest_face() -> None:
     nets = MTCNN(min_face_size=20, keep_all=True, device="cpu").eval()
     frames = np.asarray(astronaut()[:10, :10])[None].copy()
-    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float().contiguous()
-    boxes, points = run_mtcnn(nets, frames, images)
+    boxes, points = run_mtcnn(nets, frames)
     assert boxes[0].shape == (0, 5) and points[0].shape == (0, 5, 2)
