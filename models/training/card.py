@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from models.evaluation import EvaluationReport, Metrics
+from models.training.trainer import EpochLog
 from models.training.validation import SliceReport, ValidationReport
 
 DATA_LICENSE = (
@@ -20,15 +21,6 @@ DATA_LICENSE = (
     "DFDC terms of use. The weights inherit these restrictions; the training clips and anything "
     "extracted from them are not distributed."
 )
-
-
-class EpochRecord(BaseModel):
-    epoch: int
-    train_loss: float
-    val_loss: float
-    val_frame_auc: float | None
-    val_video_auc: float | None
-    seconds: float
 
 
 class MemberCard(BaseModel):
@@ -47,7 +39,7 @@ class MemberCard(BaseModel):
     temperature: float
     epochs_run: int
     best_epoch: int
-    history: list[EpochRecord]
+    history: list[EpochLog]
     training_seconds: float
     validation_uncalibrated_log_loss: dict[str, float]
     validation: ValidationReport

@@ -37,7 +37,6 @@ from models.training.card import (
     DATA_LICENSE,
     DataCard,
     DetectorValidation,
-    EpochRecord,
     MachineCard,
     MemberCard,
     ModelCard,
@@ -247,7 +246,7 @@ def _train_member(
         temperature=temperature,
         epochs_run=len(fit.history),
         best_epoch=fit.best_epoch,
-        history=[EpochRecord(**vars(log)) for log in fit.history],
+        history=list(fit.history),
         training_seconds=fit.seconds,
         validation_uncalibrated_log_loss={
             "frame_balanced": log_loss_at(logits, labels, weights, 1.0),
