@@ -10,12 +10,18 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from models.config import DEFAULT_FRAMES, DEFAULT_POLICY, DEFAULT_THRESHOLD, DetectorConfig
+from models.config import (
+    DEFAULT_FRAMES,
+    DEFAULT_POLICY,
+    DEFAULT_THRESHOLD,
+    DetectorConfig,
+    Precision,
+)
 from models.errors import ConfigError
 
 ENV_PREFIX = "FAKEWATCH_"
@@ -120,7 +126,7 @@ class Settings(BaseSettings):
     frames: int = Field(default=DEFAULT_FRAMES, ge=1)
     policy: str = DEFAULT_POLICY
     threshold: float = Field(default=DEFAULT_THRESHOLD, ge=0.0, le=1.0)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # classifiers; CPU "auto" is fp32
+    precision: Precision = "auto"
 
     @field_validator("api_keys", "default_models", mode="before")
     @classmethod

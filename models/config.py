@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 DEFAULT_FRAMES = 32  # selim's DFDC-winning pipeline samples 32 frames per video.
 DEFAULT_POLICY = "max-identity"  # one swapped face is enough to make a video fake.
 DEFAULT_THRESHOLD = 0.5
+# Classifier precision: "auto" is half precision on CUDA, fp32 on CPU (`models.device`).
+Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class DetectorConfig:
     frames: int = DEFAULT_FRAMES
     policy: str = DEFAULT_POLICY
     threshold: float = DEFAULT_THRESHOLD
-    precision: str = "auto"
+    precision: Precision = "auto"
 
 
 class DetectOptions(BaseModel):

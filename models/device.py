@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import torch
 
+from models.config import PRECISIONS
 from models.errors import ConfigError
 
 
@@ -37,9 +38,6 @@ def resolve_device(name: str) -> torch.device:
 def cpu_supports_bf16() -> bool:
     """True when oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX)."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:

@@ -8,7 +8,13 @@ from typing import Any, TypeVar
 
 import click
 
-from models.config import DEFAULT_FRAMES, DEFAULT_POLICY, DEFAULT_THRESHOLD, DetectorConfig
+from models.config import (
+    DEFAULT_FRAMES,
+    DEFAULT_POLICY,
+    DEFAULT_THRESHOLD,
+    PRECISIONS,
+    DetectorConfig,
+)
 
 MEDIA_SUFFIXES = frozenset(
     {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp",
@@ -30,7 +36,7 @@ def detector_options(command: F) -> F:
         click.option("--threshold", type=click.FloatRange(0, 1), default=DEFAULT_THRESHOLD, show_default=True,
                      help="P(fake) at or above which a video is labelled fake."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
-        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto",
                      show_default=True,
                      help="Classifier precision: auto = half on CUDA, fp32 on CPU (bf16 moves scores by up to 0.05)."),
         click.option("--threads", type=click.IntRange(1), default=None,
