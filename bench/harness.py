@@ -108,6 +108,21 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def peak_gpu_memory_mb(device: torch.device) -> float | None:
+    """Most GPU memory torch's allocator held at once in this process, MiB; None on CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def device_description(device: torch.device) -> str:
+    """"cpu", or the GPU's name and memory, for the results' header."""
+    if device.type != "cuda":
+        return "cpu"
+    properties = torch.cuda.get_device_properties(device)
+    return f"{properties.name}, {properties.total_memory / 2**30:.0f} GiB (torch {torch.version.cuda} CUDA)"
+
+
 def _median_run(
     run: Callable[[], T], repeats: int, seconds: Callable[[T], float]
 ) -> tuple[T, list[float]]:

@@ -3,7 +3,8 @@
 OpenCV decoding that `grab()`s every frame up to the last wanted one and `retrieve()`s only the
 wanted ones; facenet-pytorch MTCNN on one frame at a time, downscaled 0.5x with PIL; every model
 in fp32 with contiguous (not channels_last) weights and inputs; no overlap between stages; torch
-at its default thread count (one per core), whatever the detector chose for itself. Faces
+at its default thread count (one per core), whatever the detector chose for itself; on a GPU,
+MTCNN and the models run there, still fp32 and one frame at a time. Faces
 are filtered, tracked and cropped exactly as in the project's pipeline, so both modes classify the
 same kind and number of faces and the speed-up is measured at equal work.
 """
@@ -53,13 +54,18 @@ def read_frames_opencv(path: Path, count: int) -> list[np.ndarray]:
 class ReferencePipeline:
     """The unoptimised pipeline, with its own fp32 contiguous copies of the ensemble's models."""
 
-    def __init__(self, registry_path: Path | None, policy: str, threads: int) -> None:
+    def __init__(
+        self, registry_path: Path | None, policy: str, threads: int, device: str = "cpu"
+    ) -> None:
         self.threads = threads
+        self.device = torch.device(device)
         registry = Registry.load(registry_path)
         self.entries = registry.resolve(None)
-        self.models = {e.id: load_classifier(e, registry, device="cpu") for e in self.entries}
+        self.models = {e.id: load_classifier(e, registry, self.device) for e in self.entries}
         self.policy = get_policy(policy)
-        self.mtcnn = MTCNN(thresholds=list(DFDC_THRESHOLDS), keep_all=True, device="cpu").eval()
+        self.mtcnn = MTCNN(
+            thresholds=list(DFDC_THRESHOLDS), keep_all=True, device=self.device
+        ).eval()
 
     def run(self, path: Path, frames: int) -> dict[str, object]:
         """Stage timings (s), total, faces classified and the video score for one video."""
@@ -99,9 +105,12 @@ class ReferencePipeline:
             with torch.inference_mode():
                 per_model = {
                     e.id: torch.sigmoid(
-                        self.models[e.id](crops[e.preprocessing]).float().reshape(-1)
+                        self.models[e.id](crops[e.preprocessing].to(self.device))
+                        .float()
+                        .reshape(-1)
                         / e.temperature
                     )
+                    .cpu()
                     .numpy()
                     .astype(np.float64)
                     for e in self.entries

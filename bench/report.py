@@ -14,6 +14,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"# fakewatch benchmark: {m['cpu']}, {m['cores']} cores",
         "",
+        f"- device: {results.get('device', 'cpu')}; models: {', '.join(results.get('models', []))}",
         f"- weights: {results['weights']}",
         (
             f"- frames per video: {results['frames']}; torch {m['torch']}, "
@@ -24,7 +25,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"- load average before / after: {_load(m['load_average_1_5_15'])} / "
             f"{_load(results['load_average_after'])}"
         ),
-        f"- peak RSS: {results['peak_rss_mb']:.0f} MiB",
+        f"- peak RSS: {results['peak_rss_mb']:.0f} MiB" + _gpu_memory(results),
         f"- reference mode torch threads: {_reference_threads(results)}",
         "",
         "## Per video (seconds)",
@@ -68,11 +69,11 @@ def markdown(results: dict[str, Any]) -> str:
             f"match within 5%: {t['faces_match']}"
         )
         lines.append(
-            f"- throughput: ours {t['ours_videos_per_minute']:.1f} videos/min, reference "
-            f"{t['reference_videos_per_minute']:.1f} videos/min"
+            f"- throughput: ours {_rate(t['ours_videos_per_minute'])}, reference "
+            f"{_rate(t['reference_videos_per_minute'])}"
         )
     else:
-        lines.append(f"- throughput: ours {t['ours_videos_per_minute']:.1f} videos/min")
+        lines.append(f"- throughput: ours {_rate(t['ours_videos_per_minute'])}")
     if results.get("memory"):
         mem = results["memory"]
         lines += [
@@ -100,6 +101,15 @@ def markdown(results: dict[str, Any]) -> str:
             for c in results["concurrency"]
         ]
     return "\n".join(lines) + "\n"
+
+
+def _rate(per_minute: float) -> str:
+    return f"{per_minute:.1f} videos/min ({per_minute / 60:.2f} videos/s)"
+
+
+def _gpu_memory(results: dict[str, Any]) -> str:
+    peak = results.get("peak_gpu_memory_mb")
+    return "" if peak is None else f"; peak GPU memory (torch allocator): {peak:.0f} MiB"
 
 
 def _runs(mode: dict[str, Any]) -> str:

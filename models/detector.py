@@ -82,12 +82,10 @@ class Detector:
         self._faces = FaceDetector(device=self.device)
 
     def warmup(self) -> None:
-        """One pass on a blank frame and a dummy crop per spec, so the first video is not slow."""
+        """One pass on a blank frame and blank crops, so the first video is not slow."""
         faces, ensemble = self._loaded()
         faces.detect([np.zeros((*WARMUP_SIZE, 3), dtype=np.uint8)])
-        ensemble.predict(
-            {spec: crops_to_tensor([_blank_crop(spec)], spec) for spec in ensemble.specs}
-        )
+        ensemble.warmup()
 
     @property
     def models(self) -> list[ModelInfo]:
@@ -118,6 +116,7 @@ class Detector:
             list(dict.fromkeys(m.entry.preprocessing for m in members)),
             clock,
             report,
+            decoder_threads(self.device),
         )
         info, frames = scan.info, scan.frames
         with clock.stage("detect_faces"):
@@ -194,6 +193,13 @@ class _FramePosition:
     timestamp: float
 
 
+def decoder_threads(device: torch.device) -> int:
+    """FFmpeg threads for the decoder thread. On CPU one, because torch needs the other cores;
+    with the models on a GPU the cores are free and decoding is what the GPU waits on, so
+    FFmpeg takes one per core (0)."""
+    return PREFETCH_DECODE_THREADS if device.type == "cpu" else 0
+
+
 @dataclass
 class _Scan:
     """A video's sampled frames, their faces and every face's P(fake) per model."""
@@ -218,6 +224,7 @@ def _scan_video(
     specs: Sequence[CropSpec],
     clock: _Stopwatch,
     report: Progress,
+    decode_threads: int,
 ) -> _Scan:
     """Decode, detect and classify as a three-stage pipeline, one thread per stage.
 
@@ -241,7 +248,7 @@ def _scan_video(
 
     classifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fakewatch-classify")
     try:
-        with PrefetchedFrames(path, sampling) as prefetch:
+        with PrefetchedFrames(path, sampling, decode_threads=decode_threads) as prefetch:
             report("detect_faces", 0.0)
             for batch in prefetch.batches(faces_model.batch_size):
                 with clock.stage("detect_faces"):
@@ -291,10 +298,6 @@ def _sampling(options: DetectOptions, config: DetectorConfig) -> FrameSampling:
             raise ConfigError("give either frames or fps, not both")
         return FrameSampling(count=None, per_second=options.fps)
     return FrameSampling(count=options.frames or config.frames)
-
-
-def _blank_crop(spec: CropSpec) -> np.ndarray:
-    return np.zeros((spec.size, spec.size, 3), dtype=np.uint8)
 
 
 def _locate(faces_per_frame: list[list[Face]]) -> list[_LocatedFace]:

@@ -32,6 +32,23 @@ def _normalise(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - 127.5) * 0.0078125
 
 
+def forward_padded(
+    net: torch.nn.Module, crops: torch.Tensor, pad: bool | None = None
+) -> tuple[torch.Tensor, ...]:
+    """`net(crops)`, with the batch zero-padded to a power of two (at least 64) when `pad`
+    (default: on CUDA).
+
+    R- and O-Net see a different number of candidates in every batch of frames, and each new
+    batch size costs cuDNN a new plan on a GPU; powers of two bound them to a handful. Each
+    candidate's outputs depend on its own crop only, so padding changes none of them."""
+    count = len(crops)
+    if not (crops.device.type == "cuda" if pad is None else pad):
+        return net(crops)
+    size = max(64, 1 << (count - 1).bit_length())
+    padded = torch.cat([crops, crops.new_zeros(size - count, *crops.shape[1:])])
+    return tuple(output[:count] for output in net(padded))
+
+
 def pyramid_scales(height: int, width: int, min_face_size: int, factor: float) -> list[float]:
     """Scales at which P-Net's 12 px window covers faces from `min_face_size` up to the frame."""
     scale = PNET_CELL / min_face_size
@@ -187,7 +204,7 @@ def _refine(
     """Stage 2: R-Net rescoring and regression of every proposal."""
     crops, keep = _candidate_crops(cropper, boxes, image_inds, width, height, RNET_SIZE)
     boxes, image_inds = boxes[keep], image_inds[keep]
-    reg, probs = nets.rnet(_normalise(crops))
+    reg, probs = forward_padded(nets.rnet, _normalise(crops))
     score = probs[:, 1]
     passed = score > threshold
     boxes = torch.cat([boxes[passed, :4], score[passed, None]], dim=1)
@@ -203,7 +220,7 @@ def _output(
     """Stage 3: O-Net's final score, box and five landmarks; "Min" NMS as MTCNN specifies."""
     crops, keep = _candidate_crops(cropper, boxes, image_inds, width, height, ONET_SIZE)
     boxes, image_inds = boxes[keep], image_inds[keep]
-    reg, landmarks, probs = nets.onet(_normalise(crops))
+    reg, landmarks, probs = forward_padded(nets.onet, _normalise(crops))
     score = probs[:, 1]
     passed = score > threshold
     boxes = torch.cat([boxes[passed, :4], score[passed, None]], dim=1)

@@ -441,9 +441,9 @@ def read_sampled_frames(
 
 _END = object()  # the producer's last queue item after the final frame
 PREFETCH_DEPTH = 8  # decoded frames held ahead of the consumer: 8 x 6 MB at 1080p
-# Decoder threads while the caller computes: one. On the 2-core benchmark machine a 1-thread
-# decoder next to 1-thread torch ran a 1080p video end to end in 12.2 s, FFmpeg's automatic
-# thread count in 15.1 s (bench/results): threads beyond the cores only contend.
+# Decoder threads while the caller computes on the CPU: one. On the 2-core benchmark machine a
+# 1-thread decoder next to 1-thread torch ran a 1080p video end to end in 12.2 s, FFmpeg's
+# automatic thread count in 15.1 s (bench/results): threads beyond the cores only contend.
 PREFETCH_DECODE_THREADS = 1
 
 
@@ -454,14 +454,24 @@ class PrefetchedFrames:
     Use as a context manager: `info` waits for the first frame; `batches(n)` yields the frames
     that are ready (at least one, at most n) in order; `decode_seconds` is the producer's wall
     time once it has finished. Decoding errors are raised in the caller's thread.
+    `decode_threads` is FFmpeg's thread count for it (0: one per core).
     """
 
-    def __init__(self, path: str | Path, sampling: FrameSampling, depth: int = PREFETCH_DEPTH):
+    def __init__(
+        self,
+        path: str | Path,
+        sampling: FrameSampling,
+        depth: int = PREFETCH_DEPTH,
+        decode_threads: int = PREFETCH_DECODE_THREADS,
+    ):
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self.decode_seconds = 0.0
         self._thread = threading.Thread(
-            target=self._produce, args=(path, sampling), name="frame-decoder", daemon=True
+            target=self._produce,
+            args=(path, sampling, decode_threads),
+            name="frame-decoder",
+            daemon=True,
         )
         self._thread.start()
         self.info: VideoInfo = self._take()  # type: ignore[assignment]
@@ -518,10 +528,10 @@ class PrefetchedFrames:
                 continue
         return False
 
-    def _produce(self, path: str | Path, sampling: FrameSampling) -> None:
+    def _produce(self, path: str | Path, sampling: FrameSampling, threads: int) -> None:
         started = time.perf_counter()
         try:
-            with _open(path, threads=PREFETCH_DECODE_THREADS) as source:
+            with _open(path, threads=threads) as source:
                 info, frames = _sample(source, sampling)
                 if not self._put(info):
                     return

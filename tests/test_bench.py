@@ -99,6 +99,27 @@ def test_missing_weights_are_named(tmp_path: Path) -> None:
     assert run.exit_code != 0 and "tiny-meso.safetensors" in run.output
 
 
+def test_stand_in_weights_time_models_whose_files_are_missing(
+    clips: list[Path], tmp_path: Path
+) -> None:
+    """The DFDC winner's checkpoints are not here: --stand-in-weights times the architecture
+    with random weights, says so, and leaves the present member's real weights in place."""
+    registry = write_test_registry(tmp_path / "r")
+    (tmp_path / "r" / "tiny-hybrid.safetensors").unlink()
+    out = tmp_path / "stand-in.json"
+    args = [str(clips[0]), "--registry", str(registry), "--frames", str(FRAMES)]
+    args += ["--memory-runs", "0", "--concurrency", "", "--repeats", "1", "--json", str(out)]
+    run = CliRunner().invoke(bench, [*args, "--models", "tiny-hybrid,tiny-meso", "--stand-in-weights"])
+    assert run.exit_code == 0, run.output
+    result = json.loads(out.read_text())
+    assert result["models"] == ["tiny-hybrid", "tiny-meso"]
+    assert "stand-ins for tiny-hybrid " in result["weights"] and "tiny-meso" not in result["weights"]
+    assert result["device"] == "cpu" and result["peak_gpu_memory_mb"] is None
+    assert result["videos"][0]["ours"]["faces"] == result["videos"][0]["reference"]["faces"] > 0
+    refused = CliRunner().invoke(bench, [*args, "--models", "tiny-hybrid"])
+    assert refused.exit_code != 0 and "--stand-in-weights" in refused.output
+
+
 def test_prefetched_frames_equal_sequential_read(clips: list[Path]) -> None:
     sampling = FrameSampling(count=5)
     info, expected = read_sampled_frames(clips[0], sampling)

@@ -89,6 +89,23 @@ def test_each_face_keeps_the_scores_of_its_own_crop(
             assert probability == pytest.approx(expected[model_id][row], abs=1e-4)
 
 
+def test_padded_batches_score_each_crop_as_unpadded(tiny_registry: Path) -> None:
+    """On a GPU each batch is padded to a bucket size (cuDNN plans per shape); the padding
+    crops must change no real crop's score and never be returned."""
+    ensemble = Ensemble.load(Registry.load(tiny_registry), None, torch.device("cpu"))
+    ensemble.batch_size = 16  # buckets 8 and 16: 21 crops are one full and one padded batch
+    crops = {
+        spec: torch.rand(21, 3, spec.size, spec.size, generator=torch.Generator().manual_seed(1))
+        for spec in ensemble.specs
+    }
+    plain = ensemble.predict(crops)
+    ensemble.pad_batches = True
+    padded = ensemble.predict(crops)
+    for model_id, expected in plain.items():
+        assert padded[model_id].shape == (21,)
+        assert np.allclose(padded[model_id], expected, atol=1e-5)
+
+
 def test_no_face_is_explicit(detector: Detector, blank_video: Path) -> None:
     result = detector.detect(blank_video)
     assert result.status == "no_face"

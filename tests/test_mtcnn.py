@@ -10,7 +10,7 @@ from skimage.data import astronaut
 from torch.nn.functional import interpolate
 
 from models.faces import DFDC_THRESHOLDS
-from models.mtcnn import AreaCropper, pyramid_scales, run_mtcnn, useful_scales
+from models.mtcnn import AreaCropper, forward_padded, pyramid_scales, run_mtcnn, useful_scales
 from tests import media
 
 
@@ -91,3 +91,15 @@ def test_no_face_in_a_frame_smaller_than_the_smallest_face() -> None:
     frames = np.asarray(astronaut()[:10, :10])[None].copy()
     boxes, points = run_mtcnn(nets, frames)
     assert boxes[0].shape == (0, 5) and points[0].shape == (0, 5, 2)
+
+
+def test_padded_candidate_batches_give_each_candidate_the_same_outputs() -> None:
+    """GPU batches of R-/O-Net candidates are padded to few sizes; no candidate may notice."""
+    nets = MTCNN(device="cpu").eval()
+    crops = torch.rand(37, 3, 48, 48, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.inference_mode():
+        plain = nets.onet(crops)
+        padded = forward_padded(nets.onet, crops, pad=True)
+    assert len(padded) == len(plain) == 3
+    for got, expected in zip(padded, plain, strict=True):
+        assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)

@@ -83,6 +83,24 @@ GENERATED = ((1920, 1080, 250), (1280, 720, 250))  # width, height, frames of ge
     help="Weights registry TOML (default: the project's).",
 )
 @click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="Where the detector and the reference mode run: cpu, cuda or cuda:N.",
+)
+@click.option(
+    "--models",
+    "model_names",
+    default=None,
+    help="An ensemble name or comma-separated model ids (default: the registry's default ensemble).",
+)
+@click.option(
+    "--stand-in-weights",
+    is_flag=True,
+    help="Time models whose weight files are missing with random weights of the same "
+    "architecture (speed only: their scores mean nothing; the results name them).",
+)
+@click.option(
     "--reference-threads",
     type=click.IntRange(1),
     default=None,
@@ -105,6 +123,9 @@ def bench(
     concurrency: str,
     concurrency_jobs: int,
     registry_path: Path | None,
+    device: str,
+    model_names: str | None,
+    stand_in_weights: bool,
     reference_threads: int | None,
     threads: int | None,
 ) -> None:
@@ -122,7 +143,6 @@ def bench(
 
     from models.config import DetectorConfig
     from models.detector import Detector
-    from models.registry import Registry
 
     # torch's default, one per core, unless asked: the naive mode does not tune threads.
     naive_threads = reference_threads or len(os.sched_getaffinity(0))
@@ -130,25 +150,20 @@ def bench(
         torch.set_num_threads(threads)
     levels = [int(x) for x in concurrency.split(",") if x.strip()]
     with tempfile.TemporaryDirectory(prefix="fakewatch-bench-") as scratch:
-        registry = Registry.load(registry_path)
-        missing = [e.file for e in registry.resolve(None) if not registry.path_of(e).is_file()]
-        if missing:
-            raise click.ClickException(
-                f"the default ensemble's weights are missing ({', '.join(missing)} in "
-                f"{registry.directory}); see `fakewatch weights list`"
-            )
-        weights = f"trained ({registry_path or 'weights/registry.toml'})"
+        registry_path, weights = _bench_registry(
+            registry_path, model_names, stand_in_weights, Path(scratch)
+        )
         paths = list(videos) or harness.default_videos(limit) or _generated(Path(scratch))
         click.echo(f"benchmarking {len(paths)} video(s); weights: {weights}", err=True)
         machine = harness.machine()
         detector = Detector(
-            DetectorConfig(registry_path=registry_path, device="cpu", frames=frames)
+            DetectorConfig(registry_path=registry_path, device=device, frames=frames)
         )
         detector.load()
         detector.warmup()
         in_effect = torch.get_num_threads()  # after the detector's own cap (models.device)
         ref = (
-            ReferencePipeline(registry_path, detector.config.policy, naive_threads)
+            ReferencePipeline(registry_path, detector.config.policy, naive_threads, device)
             if reference
             else None
         )
@@ -159,6 +174,8 @@ def bench(
         results = {
             "machine": machine,
             "weights": weights,
+            "device": harness.device_description(detector.device),
+            "models": [model.id for model in detector.models],
             "torch_threads": in_effect,
             "frames": frames,
             "videos": rows,
@@ -173,6 +190,7 @@ def bench(
             else [],
         }
         results["peak_rss_mb"] = harness.peak_rss_mb()
+        results["peak_gpu_memory_mb"] = harness.peak_gpu_memory_mb(detector.device)
         results["load_average_after"] = list(os.getloadavg())
     table = report.markdown(results)
     click.echo(table)
@@ -181,6 +199,35 @@ def bench(
         json_path.with_suffix(".md").write_text(table)
         report.plot(results, json_path.with_suffix(".png"))
         click.echo(f"wrote {json_path} (+ .md, .png)", err=True)
+
+
+def _bench_registry(
+    registry_path: Path | None, model_names: str | None, stand_in: bool, scratch: Path
+) -> tuple[Path | None, str]:
+    """The registry to time and a line saying what weights it holds.
+
+    Without --models or --stand-in-weights this is the given registry as it is; otherwise a
+    registry in `scratch` whose default ensemble is the chosen models."""
+    from bench.stand_in import stand_in_registry
+    from models.registry import Registry
+
+    registry = Registry.load(registry_path)
+    names = [n.strip() for n in model_names.split(",")] if model_names else None
+    missing = [e.file for e in registry.resolve(names) if not registry.path_of(e).is_file()]
+    if missing and not stand_in:
+        raise click.ClickException(
+            f"weights are missing ({', '.join(missing)} in {registry.directory}); see "
+            "`fakewatch weights list`, or time the architectures with --stand-in-weights"
+        )
+    source = registry_path or "weights/registry.toml"
+    if names is None and not missing:
+        return registry_path, f"trained ({source})"
+    path, stand_ins = stand_in_registry(registry, names, scratch)
+    if not stand_ins:
+        return path, f"trained ({source}: {model_names})"
+    return path, (
+        f"random-weight stand-ins for {', '.join(stand_ins)} (timing only; scores meaningless)"
+    )
 
 
 def _generated(directory: Path) -> list[Path]:
