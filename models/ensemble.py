@@ -14,6 +14,7 @@ from models.device import inference_context, inference_dtype
 from models.errors import ConfigError
 from models.registry import ModelEntry, Registry, load_classifier
 from models.schema import ModelInfo
+from models.zoo.inference_form import to_inference_form
 
 DEFAULT_BATCH_SIZE = 64  # crops per forward; a 32-frame video with one face is one batch.
 # On CUDA every new input shape costs cuDNN a plan (with bf16 and channels_last, a runtime-
@@ -65,7 +66,7 @@ class Ensemble:
         score in `precision` (see `models.device.inference_dtype`)."""
         members = []
         for entry in registry.resolve(names):
-            model = load_classifier(entry, registry, device=device)
+            model = to_inference_form(load_classifier(entry, registry, device=device))
             model.to(memory_format=torch.channels_last)
             members.append(Member(entry=entry, model=model))
         return cls(members, device, precision=precision)
