@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from models.schema import (
     ModelInfo,
     VideoInfo,
 )
+from models.scoring_jobs import Crops, ScoringJobs
 from models.tracking import assign_identities, drop_short_tracks, min_track_length
 from models.video import PREFETCH_DECODE_THREADS, FrameSampling, PrefetchedFrames
 
@@ -47,8 +49,11 @@ class _LocatedFace:
 
 
 class _Stopwatch:
+    """Seconds per stage; stages timed on several threads add up."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -56,7 +61,8 @@ class _Stopwatch:
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            with self._lock:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 class Detector:
@@ -112,16 +118,25 @@ class Detector:
         started = time.perf_counter()
 
         report("decode", 0.0)
+        def predict(crops: Crops, model_id: str) -> np.ndarray:
+            with clock.stage("classify"):
+                return ensemble.predict(crops, [model_id])[model_id]
+
+        jobs = ScoringJobs(
+            self._classifier,
+            predict,
+            [m.entry.id for m in members],
+            help_at_end=self.device.type == "cpu",
+        )
         scan = _scan_video(
             path,
             _sampling(options, self.config),
             faces_model,
-            lambda crops: ensemble.predict(crops, [m.entry.id for m in members]),
+            jobs,
             list(dict.fromkeys(m.entry.preprocessing for m in members)),
             clock,
             report,
             decoder_threads(self.device),
-            self._classifier,
         )
         info, frames = scan.info, scan.frames
         with clock.stage("detect_faces"):
@@ -225,18 +240,17 @@ def _scan_video(
     path: str | Path,
     sampling: FrameSampling,
     faces_model: FaceDetector,
-    classify: Callable[[dict[CropSpec, torch.Tensor]], dict[str, np.ndarray]],
+    jobs: ScoringJobs,
     specs: Sequence[CropSpec],
     clock: _Stopwatch,
     report: Progress,
     decode_threads: int,
-    classifier: Executor,
 ) -> _Scan:
     """Decode, detect and classify as a three-stage pipeline, one thread per stage.
 
     The decoder thread reads ahead; this thread runs MTCNN on each batch of ready frames and
-    crops its faces; the detector's classifier thread scores the crops of one batch while MTCNN works on the
-    next. Each thread keeps torch at one intra-op thread, so on a small CPU the stages run on
+    crops its faces; the detector's classifier thread scores the crops of one batch while MTCNN
+    works on the next, and this thread helps with the last batches (`ScoringJobs`). Each thread keeps torch at one intra-op thread, so on a small CPU the stages run on
     different cores instead of fighting over them, and wall time approaches the slowest stage
     rather than the sum. Every face is classified as soon as it is found, before tracking
     decides which faces form a person (tracking then drops one-off detections, whose scores were
@@ -246,12 +260,6 @@ def _scan_video(
     frames: list[_FramePosition] = []
     faces_per_frame: list[list[Face]] = []
     scored: list[Face] = []
-    pending: list[Future[dict[str, np.ndarray]]] = []
-
-    def timed_classify(crops: dict[CropSpec, torch.Tensor]) -> dict[str, np.ndarray]:
-        with clock.stage("classify"):
-            return classify(crops)
-
     try:
         with PrefetchedFrames(path, sampling, decode_threads=decode_threads) as prefetch:
             report("detect_faces", 0.0)
@@ -274,23 +282,20 @@ def _scan_video(
                         for spec in specs
                     }
                 report("classify", done)
-                pending.append(classifier.submit(timed_classify, crops))
+                jobs.submit(crops)
                 scored.extend(face for _, face in located)
-            results = [future.result() for future in pending]
+            per_model = jobs.results()
     finally:
-        for future in pending:  # on failure, drop this video's queued batches...
-            future.cancel()
-        wait(pending)  # ...and let a running one finish before its inputs are released
+        jobs.cancel()
     clock.seconds["decode"] = prefetch.decode_seconds
     for stage in ("crop", "classify"):
         clock.seconds.setdefault(stage, 0.0)
-    model_ids = results[0].keys() if results else ()
     return _Scan(
         info=prefetch.info,
         frames=frames,
         faces_per_frame=faces_per_frame,
         _row={face: row for row, face in enumerate(scored)},
-        _per_model={m: np.concatenate([result[m] for result in results]) for m in model_ids},
+        _per_model=per_model,
     )
 
 
