@@ -160,3 +160,10 @@ def test_missing_weights_name_the_file(tiny_registry: Path, tmp_path: Path) -> N
     (tmp_path / "tiny-hybrid.safetensors").unlink()
     with pytest.raises(MissingWeightsError, match="tiny-hybrid.safetensors"):
         Detector(DetectorConfig(registry_path=registry, device="cpu")).load()
+
+
+def test_decoder_takes_every_core_only_when_the_models_are_on_a_gpu() -> None:
+    from models.detector import decoder_threads
+
+    assert decoder_threads(torch.device("cpu")) == 1  # torch needs the other core
+    assert decoder_threads(torch.device("cuda")) == 0  # FFmpeg: one thread per core
