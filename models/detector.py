@@ -117,7 +117,6 @@ class Detector:
         clock = _Stopwatch()
         started = time.perf_counter()
 
-        report("decode", 0.0)
         def predict(crops: Crops, model_id: str) -> np.ndarray:
             with clock.stage("classify"):
                 return ensemble.predict(crops, [model_id])[model_id]
@@ -128,6 +127,7 @@ class Detector:
             [m.entry.id for m in members],
             help_at_end=self.device.type == "cpu",
         )
+        report("decode", 0.0)
         scan = _scan_video(
             path,
             _sampling(options, self.config),
@@ -250,9 +250,10 @@ def _scan_video(
 
     The decoder thread reads ahead; this thread runs MTCNN on each batch of ready frames and
     crops its faces; the detector's classifier thread scores the crops of one batch while MTCNN
-    works on the next, and this thread helps with the last batches (`ScoringJobs`). Each thread keeps torch at one intra-op thread, so on a small CPU the stages run on
-    different cores instead of fighting over them, and wall time approaches the slowest stage
-    rather than the sum. Every face is classified as soon as it is found, before tracking
+    works on the next, and this thread helps with the last batches (`ScoringJobs`). Each thread
+    keeps torch at one intra-op thread, so on a small CPU the stages run on different cores
+    instead of fighting over them, and wall time approaches the slowest stage rather than the
+    sum. Every face is classified as soon as it is found, before tracking
     decides which faces form a person (tracking then drops one-off detections, whose scores were
     wasted work; they are rare), and only one batch of full-resolution frames is held at a time.
     `decode` and `classify` are their threads' own times, so they overlap the other stages.

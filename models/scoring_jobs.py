@@ -39,21 +39,16 @@ class ScoringJobs:
 
     def results(self) -> dict[str, np.ndarray]:
         """P(fake) per model id for every submitted crop, in submission order."""
-        done_here: dict[tuple[int, str], np.ndarray] = {}
         if self._help_at_end:
-            for index, (crops, jobs) in reversed(list(enumerate(self._batches))):
-                for model_id, job in reversed(jobs.items()):
+            for crops, jobs in reversed(self._batches):
+                for model_id, job in reversed(list(jobs.items())):
                     if job.cancel():  # not started: run it on this thread instead
-                        done_here[index, model_id] = self._predict(crops, model_id)
+                        jobs[model_id] = _finished(self._predict(crops, model_id))
+        if not self._batches:
+            return {}
         return {
-            model_id: np.concatenate(
-                [
-                    done_here[index, model_id] if (index, model_id) in done_here
-                    else jobs[model_id].result()
-                    for index, (_, jobs) in enumerate(self._batches)
-                ]
-            )
-            for model_id in (self._model_ids if self._batches else [])
+            model_id: np.concatenate([jobs[model_id].result() for _, jobs in self._batches])
+            for model_id in self._model_ids
         }
 
     def cancel(self) -> None:
@@ -62,3 +57,9 @@ class ScoringJobs:
         for job in futures:
             job.cancel()
         wait(futures)
+
+
+def _finished(value: np.ndarray) -> Future[np.ndarray]:
+    future: Future[np.ndarray] = Future()
+    future.set_result(value)
+    return future
