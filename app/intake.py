@@ -67,6 +67,7 @@ def parse_request(fields: dict[str, list[str]], known_models: set[str] | None) -
         "fps": _single(fields, "fps"),
         "policy": _single(fields, "policy"),
         "threshold": _single(fields, "threshold"),
+        "preset": _single(fields, "preset"),
         "models": models or None,
     }
     try:

@@ -18,9 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from models.config import (
     DEFAULT_FRAMES,
     DEFAULT_POLICY,
-    DEFAULT_THRESHOLD,
     DetectorConfig,
     Precision,
+    PresetName,
 )
 from models.errors import ConfigError
 
@@ -125,7 +125,9 @@ class Settings(BaseSettings):
     default_models: Annotated[list[str] | None, NoDecode] = None
     frames: int = Field(default=DEFAULT_FRAMES, ge=1)
     policy: str = DEFAULT_POLICY
-    threshold: float = Field(default=DEFAULT_THRESHOLD, ge=0.0, le=1.0)
+    # None: the default ensemble's measured preset (`preset`, else its default one).
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    preset: PresetName | None = None
     precision: Precision = "auto"
 
     @field_validator("api_keys", "default_models", mode="before")
@@ -223,6 +225,7 @@ class Settings(BaseSettings):
             frames=self.frames,
             policy=self.policy,
             threshold=self.threshold,
+            preset=self.preset,
             precision=self.precision,
         )
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from scipy import stats
 
 from models.errors import ConfigError
 
@@ -135,10 +136,27 @@ class MaxIdentityPolicy:
         return max(identity_scores(self, scores).values())
 
 
+@dataclass(frozen=True)
+class TrimmedMaxIdentityPolicy:
+    """As `max-identity`, but a person is the trimmed mean of their crops: the most and least fake
+    `trim` share of a person's crops are left out, so a few odd frames (a blink, motion blur, a
+    face half out of frame) move nobody's score."""
+
+    name: str = "trimmed-max-identity"
+    trim: float = 0.2
+
+    def score(self, scores: CropScores) -> float:
+        return float(stats.trim_mean(scores.ensemble, self.trim))
+
+    def video_score(self, scores: CropScores) -> float:
+        return max(identity_scores(self, scores).values())
+
+
 POLICIES: dict[str, Callable[[], AggregationPolicy]] = {
     "confident": ConfidentPolicy,
     "mean": MeanPolicy,
     "max-identity": MaxIdentityPolicy,
+    "trimmed-max-identity": TrimmedMaxIdentityPolicy,
 }
 
 

@@ -10,7 +10,13 @@ from pydantic import BaseModel, Field
 
 DEFAULT_FRAMES = 32  # selim's DFDC-winning pipeline samples 32 frames per video.
 DEFAULT_POLICY = "max-identity"  # one swapped face is enough to make a video fake.
-DEFAULT_THRESHOLD = 0.5
+# `models.aggregation.POLICIES`, named here so that settings and the CLI need no numpy.
+POLICY_NAMES: tuple[str, ...] = ("max-identity", "trimmed-max-identity", "mean", "confident")
+DEFAULT_THRESHOLD = 0.5  # only for models without measured presets (see PRESET_NAMES)
+# Operating points an ensemble's registry entry may carry, each measured on real videos it was not
+# fitted on: strict flags fewest real videos, sensitive catches most fakes.
+PresetName = Literal["strict", "balanced", "sensitive"]
+PRESET_NAMES: tuple[str, ...] = get_args(PresetName)
 # Classifier precision: "auto" is half precision on CUDA, fp32 on CPU (`models.device`).
 Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -26,7 +32,9 @@ class DetectorConfig:
         device: "auto", "cpu" or "cuda" (or "cuda:N").
         frames: frames sampled per video unless a request says otherwise.
         policy: aggregation policy name unless a request says otherwise.
-        threshold: P(fake) at or above which a video is labelled fake.
+        threshold: P(fake) at or above which a video is labelled fake; None takes the loaded
+            ensemble's preset (`preset`, else its default), or DEFAULT_THRESHOLD without presets.
+        preset: threshold preset of the loaded ensemble used when `threshold` is None.
         precision: "auto" (half precision on CUDA, fp32 on CPU), "fp32" or "bf16" for the
             classifiers; see `models.device.inference_dtype` for why CPU defaults to fp32.
     """
@@ -36,7 +44,8 @@ class DetectorConfig:
     device: str = "auto"
     frames: int = DEFAULT_FRAMES
     policy: str = DEFAULT_POLICY
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: float | None = None
+    preset: PresetName | None = None
     precision: Precision = "auto"
 
 
@@ -47,4 +56,7 @@ class DetectOptions(BaseModel):
     fps: float | None = Field(default=None, gt=0, le=60, description="Sample this many frames per second instead of a fixed count.")
     policy: str | None = None
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    preset: PresetName | None = Field(
+        default=None, description="Threshold preset (measured operating point); a threshold given as a number wins."
+    )
     models: list[str] | None = Field(default=None, description="Subset of the loaded model ids.")

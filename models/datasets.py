@@ -1,6 +1,7 @@
 """Labeled video listings in the three layouts the field uses, for evaluation and training.
 
-- `labels.csv`: columns `file,label` (FAKE/REAL or 1/0), optional `group` and `subset`.
+- `labels.csv`: columns `file,label` (FAKE/REAL or 1/0), optional `group`, `subset` and `family`
+  (how a fake was made: `faceswap`, `lipsync`, ...; `none` for real clips).
 - DFDC `metadata.json`: `{name: {"label": "FAKE"|"REAL", "original": name|null, ...}}`.
 - FaceForensics++: `original_sequences/<source>/<compression>/videos/*.mp4` are real,
   `manipulated_sequences/<method>/<compression>/videos/*.mp4` are fake.
@@ -26,6 +27,7 @@ class LabeledVideo:
     label: int  # 1 = fake
     group: str
     subset: str
+    family: str = ""  # manipulation family of a fake ("none" or "" for real clips)
 
 
 def list_labeled_videos(root: Path, labels: Path | None = None) -> list[LabeledVideo]:
@@ -66,6 +68,7 @@ def _from_csv(root: Path, labels: Path) -> list[LabeledVideo]:
                 label=_parse_label(row["label"], f"{labels}:{line}"),
                 group=row.get("group") or row["file"],
                 subset=row.get("subset") or "",
+                family=row.get("family") or "",
             )
             for line, row in enumerate(reader, start=2)
         ]

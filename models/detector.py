@@ -20,7 +20,8 @@ from models.device import cap_cpu_threads, resolve_device
 from models.ensemble import Ensemble, Member
 from models.errors import ConfigError
 from models.faces import Face, FaceDetector
-from models.registry import Registry
+from models.presets import OperatingPoint, ensemble_presets, operating_point
+from models.registry import Registry, ThresholdPresets
 from models.schema import (
     Box,
     DetectionResult,
@@ -28,6 +29,7 @@ from models.schema import (
     FrameScore,
     IdentityScore,
     ModelInfo,
+    ThresholdPreset,
     VideoInfo,
 )
 from models.scoring_jobs import Crops, ScoringJobs
@@ -74,6 +76,7 @@ class Detector:
         self.device = resolve_device(self.config.device)
         self._faces: FaceDetector | None = None
         self._ensemble: Ensemble | None = None
+        self._presets: ThresholdPresets | None = None
         # One classifier thread for the detector's life, shared by concurrent videos: cuDNN
         # keeps its execution plans per thread, and a fresh thread per video rebuilt them all
         # (8 s of a video's 8.7 s on an H100). `warmup` builds them in this thread.
@@ -89,6 +92,9 @@ class Detector:
         self._ensemble = Ensemble.load(
             registry, self.config.models, self.device, self.config.precision
         )
+        self._presets = ensemble_presets(registry, self.config.models)
+        if self.config.preset is not None:  # refuse a preset that cannot apply before any video
+            operating_point(DetectOptions(), self.config, self._presets, whole_ensemble=True)
         self._faces = FaceDetector(device=self.device)
 
     def warmup(self) -> None:
@@ -101,6 +107,18 @@ class Detector:
     def models(self) -> list[ModelInfo]:
         return [member.info for member in self._loaded()[1].members]
 
+    @property
+    def presets(self) -> list[ThresholdPreset]:
+        """The loaded ensemble's measured operating points (empty when it has none)."""
+        self._loaded()
+        return self._presets.listing() if self._presets else []
+
+    def operating_point(self, options: DetectOptions) -> OperatingPoint:
+        """The threshold (and preset) a request with `options` is judged at."""
+        ensemble = self._loaded()[1]
+        whole = options.models is None or set(options.models) >= set(ensemble.ids)
+        return operating_point(options, self.config, self._presets, whole)
+
     def detect(
         self,
         path: str | Path,
@@ -111,7 +129,7 @@ class Detector:
         faces_model, ensemble = self._loaded()
         options = options or DetectOptions()
         policy = get_policy(options.policy or self.config.policy)
-        threshold = self.config.threshold if options.threshold is None else options.threshold
+        point = self.operating_point(options)
         members = ensemble.select(options.models)
         report = progress or (lambda stage, fraction: None)
         clock = _Stopwatch()
@@ -144,7 +162,7 @@ class Detector:
         if not located:
             clock.seconds["total"] = time.perf_counter() - started
             return self._no_face(
-                Path(path).name, info, frames, policy.name, threshold, members, clock.seconds
+                Path(path).name, info, frames, policy.name, point, members, clock.seconds
             )
 
         with clock.stage("aggregate"):
@@ -155,15 +173,16 @@ class Detector:
             )
             video_probability = policy.video_score(scores)
             result_frames = _frame_scores(frames, located, scores)
-            identities = _identity_scores(policy, scores, result_frames, threshold)
+            identities = _identity_scores(policy, scores, result_frames, point.threshold)
         clock.seconds["total"] = time.perf_counter() - started
         report("done", 1.0)
         return DetectionResult(
             file=Path(path).name,
             status="ok",
             probability=video_probability,
-            label=_label(video_probability, threshold),
-            threshold=threshold,
+            label=_label(video_probability, point.threshold),
+            threshold=point.threshold,
+            preset=point.preset,
             aggregation=policy.name,
             identities=identities,
             frames=result_frames,
@@ -185,7 +204,7 @@ class Detector:
         info: VideoInfo,
         frames: list[_FramePosition],
         policy: str,
-        threshold: float,
+        point: OperatingPoint,
         members: list[Member],
         timings: dict[str, float],
     ) -> DetectionResult:
@@ -194,7 +213,8 @@ class Detector:
             status="no_face",
             probability=None,
             label=None,
-            threshold=threshold,
+            threshold=point.threshold,
+            preset=point.preset,
             aggregation=policy,
             identities=[],
             frames=[FrameScore(index=f.index, timestamp=f.timestamp, faces=[]) for f in frames],

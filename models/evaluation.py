@@ -1,4 +1,9 @@
-"""Detection metrics at video and frame level (scikit-learn), and the ROC curve plot."""
+"""Detection metrics at video and frame level (scikit-learn), and the ROC curve plot.
+
+Beside the classic metrics, every report carries the protocol's figures (`models.protocol`): AUC
+with its interval, fakes caught at 5% and 10% of real videos flagged, both error rates at the
+threshold, log loss against the base rate's, by manipulation family and by source.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 from sklearn import metrics
+
+from models.protocol.metrics import ProtocolReport, VideoScore, protocol_report
 
 LOG_LOSS_EPSILON = 1e-15  # the clip Kaggle's DFDC scorer applied to predictions
 
@@ -38,10 +45,14 @@ class ScoredVideo:
     probability: float | None  # None: no face found
     frame_probabilities: Sequence[float]
     subset: str = ""
+    group: str = ""
+    family: str = ""
 
 
 class EvaluationReport(BaseModel):
     threshold: float
+    preset: str | None = None
+    protocol: ProtocolReport | None  # None when no video was scored
     video: Metrics | None
     frame: Metrics | None
     video_by_subset: dict[str, Metrics]
@@ -71,7 +82,8 @@ def binary_metrics(labels: Sequence[int], scores: Sequence[float], threshold: fl
 
 
 def evaluate(
-    videos: Sequence[ScoredVideo], threshold: float, errors: dict[str, str] | None = None
+    videos: Sequence[ScoredVideo], threshold: float, errors: dict[str, str] | None = None,
+    preset: str | None = None,
 ) -> EvaluationReport:
     """Video-level metrics over videos with a face; frame-level over every scored frame.
 
@@ -81,8 +93,15 @@ def evaluate(
     scored = [v for v in videos if v.probability is not None]
     frame_labels = [v.label for v in scored for _ in v.frame_probabilities]
     frame_scores = [p for v in scored for p in v.frame_probabilities]
+    protocol_scores = [
+        VideoScore(v.file, v.label, v.probability, v.group or v.file, v.subset or "-",
+                   v.family or ("none" if v.label == 0 else "unknown"))
+        for v in scored if v.probability is not None
+    ]
     return EvaluationReport(
         threshold=threshold,
+        preset=preset,
+        protocol=protocol_report(protocol_scores, threshold) if protocol_scores else None,
         video=binary_metrics([v.label for v in scored], [v.probability for v in scored], threshold)
         if scored
         else None,

@@ -22,6 +22,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
@@ -29,6 +30,7 @@ from torch import nn
 import weights
 from models.crops import CropSpec
 from models.errors import ConfigError, MissingWeightsError, WeightsError
+from models.schema import ThresholdPreset
 from models.zoo import ARCHITECTURES, build_classifier
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ _OPTIONAL_MODEL_KEYS = {
     "temperature",
 }
 _TOP_LEVEL_KEYS = {"default_ensemble", "preprocessing", "models", "ensembles"}
+_ENSEMBLE_KEYS = {"models", "presets", "default_preset"}
+_PRESET_KEYS = {"threshold", "real_flagged", "fakes_caught"}
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,30 @@ class WeightStatus:
 
 
 @dataclass(frozen=True)
+class ThresholdPresets:
+    """An ensemble's named operating points; `default` is used when a request names none."""
+
+    points: Mapping[str, ThresholdPreset]
+    default: str
+
+    def __post_init__(self) -> None:
+        if self.default not in self.points:
+            raise ConfigError(f"default preset {self.default!r} is not one of {sorted(self.points)}")
+
+    def get(self, name: str | None) -> ThresholdPreset:
+        """Preset `name` (None: the default one)."""
+        try:
+            return self.points[name or self.default]
+        except KeyError:
+            raise ConfigError(
+                f"unknown threshold preset {name!r}; this ensemble has {', '.join(self.points)}"
+            ) from None
+
+    def listing(self) -> list[ThresholdPreset]:
+        return [p.model_copy(update={"default": p.name == self.default}) for p in self.points.values()]
+
+
+@dataclass(frozen=True)
 class Registry:
     """Models, crop conventions and ensembles, with weight files under `directory`."""
 
@@ -130,6 +158,7 @@ class Registry:
     models: Mapping[str, ModelEntry]
     ensembles: Mapping[str, tuple[str, ...]]
     default_ensemble: str
+    presets: Mapping[str, ThresholdPresets] = field(default_factory=dict)  # by ensemble name
 
     def __post_init__(self) -> None:
         for model_id, entry in self.models.items():
@@ -150,6 +179,9 @@ class Registry:
                 raise ConfigError(f"ensemble '{name}' lists unknown model ids {unknown}")
             if len(set(members)) != len(members):
                 raise ConfigError(f"ensemble '{name}' lists a model twice: {list(members)}")
+        unknown_presets = sorted(set(self.presets) - set(self.ensembles))
+        if unknown_presets:
+            raise ConfigError(f"threshold presets for unknown ensembles {unknown_presets}")
         if self.default_ensemble not in self.ensembles:
             raise ConfigError(
                 f"default_ensemble '{self.default_ensemble}' is not one of the ensembles "
@@ -190,6 +222,12 @@ class Registry:
                 lines.append(f"{key} = {toml_value(value)}")
         for name, members in self.ensembles.items():
             lines += ["", f"[ensembles.{_toml_key(name)}]", f"models = {toml_value(members)}"]
+            if name in self.presets:
+                lines.append(f"default_preset = {toml_value(self.presets[name].default)}")
+                for preset in self.presets[name].points.values():
+                    fields = preset.model_dump(exclude={"name", "default"})
+                    lines += ["", f"[ensembles.{_toml_key(name)}.presets.{_toml_key(preset.name)}]"]
+                    lines += [f"{key} = {toml_value(value)}" for key, value in fields.items()]
         return "\n".join(lines) + "\n"
 
     def resolve(self, names: Sequence[str] | None = None) -> list[ModelEntry]:
@@ -425,15 +463,38 @@ def _parse(data: dict[str, Any], directory: Path) -> Registry:
         for model_id, table in _table(data, "models", "top level").items()
     }
     ensembles = {}
+    presets = {}
     for name, table in _table(data, "ensembles", "top level").items():
         where = f"[ensembles.{name}]"
-        if not isinstance(table, dict) or set(table) != {"models"}:
-            raise ConfigError(f"{where} must hold exactly one key, 'models'")
+        if not isinstance(table, dict) or "models" not in table or set(table) - _ENSEMBLE_KEYS:
+            raise ConfigError(f"{where} holds 'models' and optionally 'presets' with 'default_preset'")
         ensembles[name] = tuple(_str_list(table["models"], f"{where} models"))
+        if ("presets" in table) != ("default_preset" in table):
+            raise ConfigError(f"{where}: 'presets' and 'default_preset' come together")
+        if "presets" in table:
+            presets[name] = _parse_presets(table["presets"], table["default_preset"], where)
     default = data.get("default_ensemble")
     if not isinstance(default, str):
         raise ConfigError("top-level 'default_ensemble' (a string) is required")
-    return Registry(directory, specs, models, ensembles, default)
+    return Registry(directory, specs, models, ensembles, default, presets)
+
+
+def _parse_presets(table: object, default: object, where: str) -> ThresholdPresets:
+    if not isinstance(table, dict) or not table:
+        raise ConfigError(f"{where} presets must hold at least one [presets.NAME] table")
+    points = {}
+    for name, point in table.items():
+        if not isinstance(point, dict) or set(point) != _PRESET_KEYS:
+            raise ConfigError(f"{where} presets.{name} needs exactly the keys {sorted(_PRESET_KEYS)}")
+        try:
+            points[name] = ThresholdPreset(name=name, **{k: _number(v, f"{where} presets.{name}.{k}")
+                                                         for k, v in point.items()})
+        except ValidationError as exc:
+            raise ConfigError(f"{where} presets.{name}: {exc.errors()[0]['msg']}") from None
+    try:
+        return ThresholdPresets(points, _typed(default, str, f"{where} default_preset"))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _parse_spec(name: str, table: object) -> CropSpec:

@@ -69,6 +69,17 @@ class ModelInfo(BaseModel):
     license: str | None = None
 
 
+class ThresholdPreset(BaseModel):
+    """A named operating point of an ensemble, with what it did on real and fake videos it was
+    not fitted on (the model card's leave-sources-out protocol)."""
+
+    name: str
+    threshold: float = Field(ge=0.0, le=1.0)
+    real_flagged: float = Field(ge=0.0, le=1.0, description="Share of real videos labelled fake.")
+    fakes_caught: float = Field(ge=0.0, le=1.0, description="Share of fake videos labelled fake.")
+    default: bool = False
+
+
 class VideoInfo(BaseModel):
     width: int = Field(description="Displayed width after rotation.")
     height: int = Field(description="Displayed height after rotation.")
@@ -88,6 +99,9 @@ class DetectionResult(BaseModel):
     probability: float | None = Field(ge=0.0, le=1.0)
     label: Label | None
     threshold: float = Field(ge=0.0, le=1.0)
+    preset: str | None = Field(
+        default=None, description="Threshold preset the threshold came from; null when it was given as a number."
+    )
     aggregation: str
     identities: list[IdentityScore]
     frames: list[FrameScore]

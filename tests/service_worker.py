@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from models.config import DetectOptions, DetectorConfig
-from models.schema import DetectionResult, ModelInfo
+from models.schema import DetectionResult, ModelInfo, ThresholdPreset
 from workers import runtime
 from workers.celery_app import celery
 
@@ -33,6 +33,7 @@ class MisbehavingDetector:
     def __init__(self, hook: str) -> None:
         self.hook = hook
         self.models: list[ModelInfo] = []
+        self.presets: list[ThresholdPreset] = []
 
     def detect(
         self,

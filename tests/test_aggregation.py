@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from models.aggregation import (
+    POLICIES,
     ConfidentPolicy,
     CropScores,
     MaxIdentityPolicy,
@@ -11,6 +12,7 @@ from models.aggregation import (
     get_policy,
     identity_scores,
 )
+from models.config import POLICY_NAMES
 from models.errors import ConfigError
 
 
@@ -82,8 +84,21 @@ class TestMeanAndMaxIdentity:
     def test_all_real_and_all_fake(self) -> None:
         for value in (0.02, 0.98):
             s = scores([0, 0, 1, 1], a=[value] * 4, b=[value] * 4)
-            for name in ("mean", "max-identity", "confident"):
+            for name in POLICY_NAMES:
                 assert get_policy(name).video_score(s) == pytest.approx(value)
+
+
+def test_trimmed_max_identity_ignores_a_few_odd_frames() -> None:
+    steady = [0.1] * 8 + [0.95, 0.9]  # a real person with two odd frames (blur, a blink)
+    s = scores([0] * 10 + [1] * 10, a=steady + [0.7] * 10)
+    assert get_policy("trimmed-max-identity").video_score(s) == pytest.approx(0.7)
+    alone = scores([0] * 10, a=steady)
+    assert get_policy("trimmed-max-identity").video_score(alone) == pytest.approx(0.1)
+    assert get_policy("max-identity").video_score(alone) == pytest.approx(0.265)
+
+
+def test_the_cli_and_settings_know_every_policy() -> None:
+    assert set(POLICY_NAMES) == set(POLICIES)
 
 
 def test_unknown_policy_names_the_known_ones() -> None:

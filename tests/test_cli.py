@@ -142,3 +142,18 @@ def test_scan_finds_faces_in_research_clips(registry: Path, shared_train_dir: Pa
     for result in results:
         with_face = sum(1 for frame in result.frames if frame.faces)
         assert result.status == "ok" and with_face >= 0.75 * result.sampled_frames, result.file
+
+
+def test_scan_folder_takes_every_format_the_service_takes(registry: Path, tmp_path: Path) -> None:
+    """A folder scan recognises files by their bytes, as the API does: a GIF is scanned, a labels
+    file is not, and a video named without a suffix is not skipped."""
+    from tests.media import make_face_image, make_face_video
+
+    make_face_image(tmp_path / "still.gif")
+    make_face_video(tmp_path / "clip.mp4").rename(tmp_path / "clip")  # no suffix: its bytes say mp4
+    (tmp_path / "labels.csv").write_text("file,label\nstill.gif,REAL\n")
+    out = run("scan", str(tmp_path), "--json", "--registry", str(registry), *FAST)
+    assert out.exit_code == 0, out.output
+    results = [DetectionResult.model_validate_json(line) for line in out.stdout.splitlines()]
+    assert sorted((r.file, r.status) for r in results) == [("clip", "ok"), ("still.gif", "ok")]
+    assert all(r.threshold == 0.5 and r.preset is None for r in results)  # no presets measured

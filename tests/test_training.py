@@ -1,4 +1,4 @@
-"""Training building blocks: split, ImageNet init, SBI, augmentations, sampling, calibration, registry edits."""
+"""Training building blocks: ImageNet init, SBI, augmentations, views and their weights, calibration, registry edits."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.crops import CropSpec, crops_to_tensor
 from models.datasets import FAKE, REAL, LabeledVideo
 from models.errors import ConfigError, WeightsError
 from models.registry import Registry
@@ -22,63 +23,28 @@ from models.training.imagenet import (
     load_lukemelas_state_dict,
     map_lukemelas_to_timm,
 )
+from models.training.members import MemberRecipe
+from models.training.pool import (
+    FAKE_VIEW,
+    REAL_VIEW,
+    SBI_VIEW,
+    PoolConfig,
+    TrainingClip,
+    ViewPool,
+    plan_views,
+)
 from models.training.register import update_model_entry
-from models.training.samples import BalancedSampler, TrainingClip, clip_weights
 from models.training.sbi import self_blend
-from models.training.split import family, split_by_group
+from models.training.top_fit import predict_top, view_weights
+from models.training.trunk import Trunk, trainable_parameters, trunk_maps
 from tests.conftest import REPO_ROOT
 
 CROP = 96
 
 
-def _video(name: str, label: int, group: str, subset: str = "s") -> LabeledVideo:
-    return LabeledVideo(path=Path(f"{name}.mp4"), label=label, group=group, subset=subset)
-
-
-def _research_like() -> list[LabeledVideo]:
-    """Shaped like the shared data: big and small FF++ groups, real-only DFD groups, one DFDC real."""
-    videos = []
-    for g in range(6):
-        videos += [_video(f"ffpp{g}r{i}", REAL, f"ffpp:{g}") for i in range(1 + g % 3)]
-        videos += [_video(f"ffpp{g}f{i}", FAKE, f"ffpp:{g}") for i in range(2 + 2 * (g % 3))]
-    videos += [_video(f"dfd{g}r", REAL, f"dfd:{g}") for g in range(4)]
-    videos += [_video(f"dfd{g}f", FAKE, f"dfd:{g}") for g in range(2, 6)]
-    videos += [_video(f"dfdc{g}f", FAKE, f"dfdc:{g}") for g in range(10)]
-    videos.append(_video("dfdc0r", REAL, "dfdc:0"))
-    return videos
-
-
-# --- split ----------------------------------------------------------------------------------
-
-
-def test_split_never_leaks_a_group_and_is_deterministic() -> None:
-    videos = _research_like()
-    for seed in range(10):
-        split = split_by_group(videos, 0.25, seed)
-        train_groups = {v.group for v in split.train}
-        assert train_groups.isdisjoint(split.validation_groups)
-        assert len(split.train) + len(split.validation) == len(videos)
-        again = split_by_group(videos, 0.25, seed)
-        assert again.validation == split.validation
-    assert len({tuple(split_by_group(videos, 0.25, s).validation_groups) for s in range(10)}) > 1
-
-
-def test_split_holds_out_every_family_with_both_labels() -> None:
-    videos = _research_like()
-    for seed in range(10):
-        split = split_by_group(videos, 0.25, seed)
-        assert {family(g) for g in split.validation_groups} == {"ffpp", "dfd", "dfdc"}
-        assert {v.label for v in split.validation} == {REAL, FAKE}
-        # DFDC's only real clip stays in training, so the model sees that source with both labels.
-        assert "dfdc:0" not in split.validation_groups
-
-
-def test_split_refuses_data_it_cannot_split() -> None:
-    with pytest.raises(TrainingDataError):
-        split_by_group([_video("a", REAL, "x:1"), _video("b", FAKE, "x:1")], 0.25, 0)
-
-
-# --- ImageNet initialisation ----------------------------------------------------------------
+def _video(name: str, label: int, group: str, subset: str = "s", family: str = "") -> LabeledVideo:
+    family = family or ("none" if label == REAL else "faceswap")
+    return LabeledVideo(path=Path(f"{name}.mp4"), label=label, group=group, subset=subset, family=family)
 
 
 def test_imagenet_weights_map_onto_timm_and_recognise_a_cat() -> None:
@@ -196,7 +162,7 @@ def test_augment_chain_is_seeded(face_crop) -> None:
     assert np.array_equal(aug.augment(crop, np.random.default_rng(5), nothing), crop)
 
 
-# --- balanced sampling ----------------------------------------------------------------------
+# --- training clips, views and their weights ------------------------------------------------
 
 
 def _faces(boxes: list[tuple[int, tuple[float, float, float, float]]], frames: int) -> ClipCrops:
@@ -230,34 +196,68 @@ def test_main_person_keeps_the_longest_track_and_drops_one_offs() -> None:
     assert len(_faces([(3, far)], 4).main_person()) == 1
 
 
-def test_real_and_fake_weigh_the_same_within_each_family() -> None:
-    clips = [_clip(v) for v in _research_like()]
-    clips.append(_clip(_video("lonely", FAKE, "other:1")))
-    real, fake = clip_weights(clips)
-    families = {family(c.video.group) for c in clips}
-    for name in families - {"other"}:
-        members = np.array([family(c.video.group) == name for c in clips])
-        assert real[members].sum() == pytest.approx(fake[members].sum())
-        assert real[members].sum() > 0
-    # A family without real clips is not drawn from: its fakes would only teach its look.
-    assert real[-1] == 0 and fake[-1] == 0
+def _pool_of(clips: list[TrainingClip], config: PoolConfig) -> ViewPool:
+    """A pool without a trunk: the views' plan is what the weights depend on."""
+    plan = np.array(plan_views(clips, config), np.int64).reshape(-1, 4)
+    return ViewPool(maps=np.zeros((len(plan), 1, 1, 1), np.float16), clip=plan[:, 0], kind=plan[:, 3])
 
 
-def test_sampler_draws_half_real_and_is_deterministic() -> None:
-    clips = [_clip(v) for v in _research_like()]
-    sampler = BalancedSampler(clips, sbi_fraction=0.5)
-    draws = sampler.epoch(1, 4000, seed=0)
-    kinds = Counter(d.kind for d in draws)
-    assert abs(kinds["real"] / 4000 - 0.5) < 0.03
-    assert abs(kinds["sbi"] / 4000 - 0.25) < 0.03
-    assert all((clips[d.clip].video.label == REAL) == (d.kind in ("real", "sbi")) for d in draws)
-    assert sampler.epoch(1, 50, seed=0) == sampler.epoch(1, 50, seed=0)
-    assert sampler.epoch(2, 50, seed=0) != sampler.epoch(1, 50, seed=0)
+def test_views_are_planned_per_crop_by_label() -> None:
+    clips = [_clip(_video("r", REAL, "a"), crops=4), _clip(_video("f", FAKE, "b"), crops=3)]
+    pool = _pool_of(clips, PoolConfig(real_views=2, sbi_views=1, fake_views=3))
+    kinds = Counter(zip(pool.clip.tolist(), pool.kind.tolist(), strict=True))
+    assert kinds == {(0, REAL_VIEW): 8, (0, SBI_VIEW): 4, (1, FAKE_VIEW): 9}
+    assert np.array_equal(pool.targets, pool.kind != REAL_VIEW)
 
 
-def test_sampler_needs_real_clips() -> None:
-    with pytest.raises(TrainingDataError):
-        BalancedSampler([_clip(_video("f", FAKE, "a:1"))], 0.5)
+def test_view_weights_make_the_label_independent_of_family_source_and_size() -> None:
+    clips = [_clip(_video(f"r{i}", REAL, f"r:{i}", f"src{i % 3}"), crops=2 + i) for i in range(6)]
+    clips += [_clip(_video(f"swap{i}", FAKE, f"s:{i}", "ffpp"), crops=5) for i in range(8)]
+    clips += [_clip(_video("lips", FAKE, "l:0", "wav2lip", "lipsync"), crops=1)]
+    clips += [_clip(_video("held", FAKE, "h:0", "held", "lipsync"), crops=4)]
+    pool = _pool_of(clips, PoolConfig())
+    training = np.array([True] * (len(clips) - 1) + [False])
+    weights = view_weights(pool, clips, training, sbi_fraction=0.5)
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[pool.kind == REAL_VIEW].sum() == pytest.approx(0.5)
+    assert weights[pool.kind == SBI_VIEW].sum() == pytest.approx(0.25)
+    per_clip = np.bincount(pool.clip, weights, minlength=len(clips))
+    assert np.allclose(per_clip[:6] / per_clip[:6].sum(), 1 / 6)  # every real clip alike
+    # Families share the genuine fakes equally, whatever their clip or crop counts.
+    assert per_clip[6:14].sum() == pytest.approx(per_clip[14]) == pytest.approx(0.125)
+    assert per_clip[15] == 0  # held out: never drawn
+
+
+def test_without_genuine_fakes_the_fake_half_is_self_blended() -> None:
+    clips = [_clip(_video("r", REAL, "a")), _clip(_video("f", FAKE, "b"))]
+    pool = _pool_of(clips, PoolConfig())
+    weights = view_weights(pool, clips, np.array([True, False]), sbi_fraction=0.5)
+    assert weights[pool.kind == SBI_VIEW].sum() == pytest.approx(0.5)
+
+
+def test_the_trunk_split_computes_the_whole_model(face_crop) -> None:
+    spec = CropSpec(name="t", size=CROP, margin=0.0, square=True, color_order="RGB", scale=255.0,
+                    mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    recipe = MemberRecipe(
+        model_id="tiny", architecture="efficientnet", params={"encoder": "test_efficientnet"},
+        backbone="encoder", backbone_lr=1e-3, head_lr=1e-3, description="", trunk_blocks=3,
+        imagenet_init=False,
+    )
+    torch.manual_seed(0)
+    model = recipe.build().eval()
+    trunk = Trunk(recipe, spec, torch.device("cpu"), seed=0)  # the same random weights, inference form
+    images = [face_crop[0], face_crop[0][::-1].copy()]
+    inputs = crops_to_tensor(images, spec)
+    with torch.no_grad():
+        whole = model(inputs).numpy()
+        maps = trunk_maps(model.encoder, 3, inputs).numpy()
+    cached = trunk(images)
+    assert cached.dtype == np.float16 and cached.shape == maps.shape
+    assert np.allclose(cached, maps, atol=2e-2 * np.abs(maps).max())
+    assert np.allclose(predict_top(model, recipe, maps), whole, atol=1e-5)
+    trainable = {name for name, _ in trainable_parameters(model, recipe)}
+    assert "fc.weight" in trainable and "encoder.blocks.3.0.conv_pw.weight" in trainable
+    assert not any(name.startswith(("encoder.conv_stem", "encoder.blocks.2")) for name in trainable)
 
 
 # --- calibration ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`fakewatch train` end to end on tiny models and real (generated) face videos, plus the real data split."""
+"""`fakewatch train` end to end on tiny models and real (generated) face videos, plus the real data folds."""
 
 from __future__ import annotations
 
@@ -10,46 +10,51 @@ import torch
 from click.testing import CliRunner
 from safetensors import safe_open
 
+from models.config import POLICY_NAMES
 from models.datasets import list_labeled_videos
+from models.protocol.folds import leave_sources_out
 from models.registry import Registry, load_classifier, sha256_file
 from models.training.card import ModelCard
 from models.training.cropcache import CropCache, CropExtractor
 from models.training.export import METADATA_KEY
 from models.training.members import MemberRecipe
-from models.training.run import CARD_STEM, RunConfig, run_training
-from models.training.split import family, split_by_group
-from models.training.trainer import TrainConfig
+from models.training.operating import DEFAULT_PRESET, PRESET_MAX_FPR
+from models.training.pool import PoolConfig
+from models.training.run import CARD_STEM, RunConfig, run_protocol_only, run_training
+from models.training.top_fit import FitConfig
 from tests import media
 from tests.conftest import SHARED_TRAIN_DIR
 from tests.tiny_models import TINY_MEMBERS, write_test_registry
 
 GROUPS = 4
 FRAMES = 3
+REAL_FRAMES = 4
+TINY_TRUNK_BLOCKS = 3  # of test_efficientnet's 5 stages
 
 TINY_RECIPES = (
     MemberRecipe(
         model_id="tiny-effnet", architecture="efficientnet", params=dict(TINY_MEMBERS["tiny-effnet"].params),
-        backbone="encoder", frozen_blocks=1, backbone_lr=1e-3, head_lr=1e-3,
-        description="test-only tiny EfficientNet", imagenet_init=False,
+        backbone="encoder", backbone_lr=1e-3, head_lr=1e-3, description="test-only tiny EfficientNet",
+        trunk_blocks=TINY_TRUNK_BLOCKS, imagenet_init=False,
     ),
     MemberRecipe(
         model_id="tiny-hybrid", architecture="hybrid_vit", params=dict(TINY_MEMBERS["tiny-hybrid"].params),
-        backbone="backbone", frozen_blocks=1, backbone_lr=1e-3, head_lr=1e-3,
-        description="test-only tiny hybrid ViT", imagenet_init=False,
+        backbone="backbone", backbone_lr=1e-3, head_lr=1e-3, description="test-only tiny hybrid ViT",
+        trunk_blocks=TINY_TRUNK_BLOCKS, imagenet_init=False,
     ),
 )
 
 
 @pytest.fixture(scope="module")
 def toy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Eight short two-person clips in four groups, one REAL and one FAKE each, with a labels.csv."""
+    """Eight short two-person clips from four sources, one REAL and one FAKE each, with a labels.csv."""
     root = tmp_path_factory.mktemp("toy_data")
-    rows = ["file,label,group,subset"]
+    rows = ["file,label,group,subset,family"]
     for group in range(GROUPS):
-        for label in ("REAL", "FAKE"):
+        for label, family in (("REAL", "none"), ("FAKE", "faceswap" if group % 2 else "lipsync")):
             name = f"clips/g{group}_{label.lower()}.mp4"
             media.make_face_video(root / name, faces=2, frames=6, fps=6, width=320, height=180)
-            rows.append(f"{name},{label},toy:{group},toy_c23")
+            rows.append(f"{name},{label},toy:{group},source_{group},{family}")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     return root
 
@@ -58,8 +63,8 @@ def _config(data: Path, out: Path, cache: Path) -> RunConfig:
     registry = write_test_registry(out, members=("tiny-effnet", "tiny-hybrid"))
     return RunConfig(
         data_dir=data, labels=Path("labels.csv"), out_dir=out, registry_path=registry,
-        members=TINY_RECIPES, frames=FRAMES, validation_fraction=0.25,
-        train=TrainConfig(epochs=2, samples_per_epoch=8, batch_size=4, patience=2, seed=0),
+        members=TINY_RECIPES, frames=FRAMES, real_frames=REAL_FRAMES, folds=2,
+        pool=PoolConfig(seed=0), fit=FitConfig(steps=4, batch_size=4, seed=0),
         device="cpu", workers=1, cache_root=cache, command="fakewatch train --data toy",
     )
 
@@ -92,56 +97,58 @@ def test_training_writes_registered_loadable_weights(trained) -> None:
         assert (torch.float16 in dtypes) == (member.dtype == "float16")
 
 
-def test_training_writes_a_card_with_validation_figures(trained) -> None:
+def test_training_writes_a_card_with_out_of_fold_figures(trained) -> None:
     config, card = trained
     stored = ModelCard.model_validate(json.loads((config.out_dir / f"{CARD_STEM}.json").read_text()))
     assert stored == card
     markdown = (config.out_dir / f"{CARD_STEM}.md").read_text()
-    assert "tiny-effnet" in markdown and "video AUC" in markdown and card.members[0].sha256 in markdown
-    assert card.data.clips == 2 * GROUPS
-    assert card.data.clips_validation == 2  # one whole group
-    assert set(card.data.groups_train).isdisjoint(card.data.groups_validation)
-    # Both people are found in every frame; only the main one's crops are kept.
-    assert card.data.crops_validation == 2 * FRAMES
-    for member in card.members:
-        assert 1 <= member.best_epoch <= member.epochs_run <= 2
-        assert member.validation.video.count == 2 and member.validation.video.fakes == 1
-        assert member.validation.frame.count == 2 * FRAMES
-    assert card.ensemble_validation.video.count == 2
-    assert "self-blended" in card.training.balancing or card.training.sbi_fraction > 0
+    for section in ("How well it works on sources it never saw", "Threshold presets", "Aggregation policies"):
+        assert section in markdown
+    assert card.members[0].sha256 in markdown
+    assert card.data.clips == 2 * GROUPS and card.data.real_clips == GROUPS
+    # Every clip is scored once, out of fold; every source sits in exactly one fold.
+    assert card.protocol.overall.videos == 2 * GROUPS
+    assert sorted(s for sources in card.data.folds.values() for s in sources) == [
+        f"source_{g}" for g in range(GROUPS)]
+    assert set(card.protocol.by_family) == {"faceswap", "lipsync"}
+    assert card.policy in POLICY_NAMES and set(card.policies) == set(POLICY_NAMES)
+    assert set(card.member_protocol) == {"tiny-effnet", "tiny-hybrid"}
+    # Real clips: 2 people x REAL_FRAMES main-person crops x (real + self-blended) views; fakes 2 views.
+    assert card.data.training_views == GROUPS * (REAL_FRAMES * 2 + FRAMES * 2)
+    assert {p.name for p in card.presets} == set(PRESET_MAX_FPR)
+    assert [p.name for p in card.presets if p.default] == [DEFAULT_PRESET]
+    strict, balanced, sensitive = (next(p for p in card.presets if p.name == n) for n in PRESET_MAX_FPR)
+    assert strict.threshold >= balanced.threshold >= sensitive.threshold
 
 
-def test_fakewatch_eval_reports_the_cards_detector_figures(trained, toy_data, tmp_path) -> None:
-    """The card's "as the detector scores them" section is what `fakewatch eval` prints on the
-    validation groups: every person tracked (two per toy clip), default policy."""
+def test_the_registry_carries_the_presets_and_the_detector_uses_them(trained, toy_data, tmp_path) -> None:
+    """`fakewatch eval` judges at the registry's default preset and says so; `--preset` picks another."""
     from fakewatch.cli import main
 
     config, card = trained
-    view = card.detector_validation
-    assert view.frames_per_clip == FRAMES and view.policy == "max-identity"
-    groups = [arg for g in card.data.groups_validation for arg in ("--group", g)]
-    outcome = CliRunner().invoke(main, [
-        "eval", str(toy_data), "--labels", str(toy_data / "labels.csv"), *groups, "--json",
-        "--frames", str(FRAMES), "--registry", str(config.registry_path), "--device", "cpu",
-        "--roc", str(tmp_path / "roc.png"),
-    ])
-    assert outcome.exit_code == 0, outcome.output
-    report = json.loads(outcome.output[outcome.output.index("{"):])
-    for level in ("video", "frame"):
-        ours, theirs = getattr(view.report, level), report[level]
-        assert ours.count == theirs["count"] and ours.fakes == theirs["fakes"]
-        assert ours.log_loss == pytest.approx(theirs["log_loss"], abs=1e-4)
-        assert ours.accuracy == pytest.approx(theirs["accuracy"])
-    assert view.report.frame.count == 2 * FRAMES  # two clips, a face in every frame
-    assert "As the detector scores them" in (config.out_dir / f"{CARD_STEM}.md").read_text()
+    presets = Registry.load(config.registry_path).presets["default"]
+    assert presets.listing() == card.presets
+    for preset in ("balanced", "strict"):
+        outcome = CliRunner().invoke(main, [
+            "eval", str(toy_data), "--labels", str(toy_data / "labels.csv"), "--json", "--preset", preset,
+            "--frames", str(FRAMES), "--registry", str(config.registry_path), "--device", "cpu",
+            "--roc", str(tmp_path / "roc.png"),
+        ])
+        assert outcome.exit_code == 0, outcome.output
+        report = json.loads(outcome.output[outcome.output.index("{"):])
+        assert report["preset"] == preset
+        assert report["threshold"] == pytest.approx(presets.get(preset).threshold)
+        assert report["protocol"]["overall"]["videos"] == 2 * GROUPS
+        assert set(report["protocol"]["by_family"]) == {"faceswap", "lipsync"}
 
 
 def test_training_is_deterministic_and_reuses_the_crop_cache(trained, toy_data, tmp_path) -> None:
     config, card = trained
-    cache = CropCache(CropExtractor(Registry.load(config.registry_path).preprocessing["tiny-64"], FRAMES),
-                      config.cache_root)
+    spec = Registry.load(config.registry_path).preprocessing["tiny-64"]
+    caches = {0: CropCache(CropExtractor(spec, REAL_FRAMES), config.cache_root),
+              1: CropCache(CropExtractor(spec, FRAMES), config.cache_root)}
     videos = list_labeled_videos(toy_data, toy_data / "labels.csv")
-    assert all(cache.has(v.path) for v in videos)
+    assert all(caches[v.label].has(v.path) for v in videos)
     again = run_training(_config(toy_data, tmp_path / "weights", config.cache_root), echo=lambda line: None)
     assert again.machine.extraction_seconds < 1.0  # everything came from the cache
     assert [m.sha256 for m in again.members] == [m.sha256 for m in card.members]
@@ -158,13 +165,27 @@ def test_cli_refuses_unknown_members_and_missing_registry(toy_data, tmp_path) ->
     assert result.exit_code != 0 and "unknown members" in result.output
 
 
+def test_protocol_only_reports_and_writes_nothing(trained, toy_data, tmp_path) -> None:
+    config, _card = trained
+    out = tmp_path / "weights"
+    fresh = _config(toy_data, out, config.cache_root)
+    registry_before = fresh.registry_path.read_text()
+    files_before = sorted(out.iterdir())
+    tables = run_protocol_only(fresh, echo=lambda line: None)
+    assert "| overall | 8 (4) |" in tables and "| lipsync |" in tables and "preset" in tables
+    assert fresh.registry_path.read_text() == registry_before and sorted(out.iterdir()) == files_before
+
+
 @pytest.mark.shared_data
-def test_research_data_split_holds_out_every_source() -> None:
+def test_research_data_folds_hold_out_whole_sources() -> None:
     if not (SHARED_TRAIN_DIR / "labels.csv").is_file():
         pytest.skip("shared research data not present")
     videos = list_labeled_videos(SHARED_TRAIN_DIR, SHARED_TRAIN_DIR / "labels.csv")
-    split = split_by_group(videos, 0.25, seed=0)
-    assert {family(g) for g in split.validation_groups} == {"ffpp", "dfd", "dfdc"}
-    assert {v.label for v in split.validation} == {0, 1}
-    assert {v.group for v in split.train}.isdisjoint(split.validation_groups)
-    assert 0.2 < len(split.validation) / len(videos) < 0.4
+    folds = leave_sources_out(videos, 5)
+    for fold in folds:
+        assert {v.label for v in fold.videos} == {0, 1}
+        rest = [v for f in folds if f is not fold for v in f.videos]
+        assert fold.groups.isdisjoint({v.group for v in rest})
+        assert set(fold.sources).isdisjoint({v.subset for v in rest})
+    ffpp = [f for f in folds if any(v.subset.startswith("ffpp") for v in f.videos)]
+    assert len(ffpp) == 1  # both compressions of FaceForensics++ are one source unit

@@ -22,7 +22,7 @@ from fakewatch.jobs.model import now
 from fakewatch.jobs.store import WorkerModels
 from models.config import DetectOptions, DetectorConfig
 from models.errors import FakewatchError
-from models.schema import DetectionResult, ModelInfo
+from models.schema import DetectionResult, ModelInfo, ThresholdPreset
 from workers.celery_app import settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,9 @@ class DetectorLike(Protocol):
 
     @property
     def models(self) -> list[ModelInfo]: ...
+
+    @property
+    def presets(self) -> list[ThresholdPreset]: ...
 
     def detect(
         self,
@@ -68,7 +71,8 @@ class DetectorHolder:
             if self._detector is None or self._pid != os.getpid():
                 detector = self.factory(settings.detector_config())
                 self._detector, self._pid = detector, os.getpid()
-                record = WorkerModels(worker=self.worker, models=detector.models, loaded_at=now())
+                record = WorkerModels(worker=self.worker, models=detector.models,
+                                      presets=detector.presets, loaded_at=now())
                 store().set_worker_models(record)
                 log.info("detector ready: %s", ", ".join(m.id for m in detector.models))
             return self._detector

@@ -29,6 +29,7 @@ from fakewatch.jobs.model import (
 from fakewatch.jobs.uploads import delete_upload, upload_key
 from fakewatch.settings import Settings
 from fakewatch.webhook_targets import ForbiddenTarget, check_webhook_target
+from models.config import PRESET_NAMES
 
 router = APIRouter(tags=["detect"], dependencies=[Depends(authorize)])
 INCOMING = "incoming"
@@ -55,6 +56,12 @@ REQUEST_BODY = {
                     },
                     "policy": {"type": "string", "description": "Aggregation policy name."},
                     "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                    "preset": {
+                        "type": "string",
+                        "enum": list(PRESET_NAMES),
+                        "description": "Threshold preset (GET /models lists each with its measured "
+                        "rates); default: the ensemble's default preset. A threshold wins.",
+                    },
                     "callback_url": {
                         "type": "string",
                         "format": "uri",

@@ -14,7 +14,8 @@ router = APIRouter(tags=["models"], dependencies=[Depends(authorize)])
 
 @router.get("/models", response_model=WorkerModels, responses=error_responses(401, 429, 503))
 async def list_models(store: StoreDep) -> WorkerModels:
-    """Model ids, checkpoint sha256 and licences of the loaded ensemble."""
+    """Model ids, checkpoint sha256 and licences of the loaded ensemble, and its threshold presets
+    (each with the share of real videos it flagged and of fakes it caught on held-out sources)."""
     record = await run_in_threadpool(store.worker_models)
     if record is None:
         raise ApiError(

@@ -11,14 +11,10 @@ import click
 from models.config import (
     DEFAULT_FRAMES,
     DEFAULT_POLICY,
-    DEFAULT_THRESHOLD,
+    POLICY_NAMES,
     PRECISIONS,
+    PRESET_NAMES,
     DetectorConfig,
-)
-
-MEDIA_SUFFIXES = frozenset(
-    {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp",
-     ".jpg", ".jpeg", ".png", ".webp"}
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,10 +27,13 @@ def detector_options(command: F) -> F:
                      help="Comma-separated model ids or one ensemble name (default: the registry's default ensemble)."),
         click.option("--frames", type=click.IntRange(1, 1024), default=DEFAULT_FRAMES, show_default=True,
                      help="Frames sampled evenly over each video."),
-        click.option("--policy", type=click.Choice(["max-identity", "mean", "confident"]),
+        click.option("--policy", type=click.Choice(POLICY_NAMES),
                      default=DEFAULT_POLICY, show_default=True, help="How crop scores become a video score."),
-        click.option("--threshold", type=click.FloatRange(0, 1), default=DEFAULT_THRESHOLD, show_default=True,
-                     help="P(fake) at or above which a video is labelled fake."),
+        click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+                     help="P(fake) at or above which a video is labelled fake (default: the preset's).",),
+        click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
+                     help="Measured operating point of the ensemble (default: its default preset; "
+                          "`fakewatch weights presets` lists them)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto",
                      show_default=True,
@@ -51,8 +50,8 @@ def detector_options(command: F) -> F:
 
 
 def detector_config(
-    models: str | None, frames: int, policy: str, threshold: float, device: str,
-    registry_path: Path | None, precision: str = "auto",
+    models: str | None, frames: int, policy: str, threshold: float | None, device: str,
+    registry_path: Path | None, precision: str = "auto", preset: str | None = None,
 ) -> DetectorConfig:
     return DetectorConfig(
         registry_path=registry_path,
@@ -61,6 +60,7 @@ def detector_config(
         frames=frames,
         policy=policy,
         threshold=threshold,
+        preset=preset,
         precision=precision,
     )
 
@@ -84,13 +84,21 @@ def load_detector(config: DetectorConfig, threads: int | None):  # -> models.det
 
 
 def expand_inputs(paths: Iterable[Path]) -> list[Path]:
-    """Files as given, and every video or image file below each folder, sorted."""
+    """Files as given, and every file below each folder that the service would accept, sorted.
+
+    A folder's files are recognised by their first bytes, as the API recognises uploads, so a
+    folder scan takes every format the service takes (GIF included) whatever the file names say.
+    """
+    from models.video import SNIFF_BYTES, sniff_container
+
+    def is_media(path: Path) -> bool:
+        with path.open("rb") as handle:
+            return sniff_container(handle.read(SNIFF_BYTES)) is not None
+
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
-            )
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_media(p)))
         else:
             found.append(path)
     return found

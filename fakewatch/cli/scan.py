@@ -20,8 +20,8 @@ from fakewatch.cli.common import detector_config, detector_options, expand_input
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write filename,label (label = P(fake), empty when no face) in DFDC submission format.")
 def scan(
-    paths: tuple[Path, ...], models: str | None, frames: int, policy: str, threshold: float,
-    device: str, precision: str, threads: int | None, registry_path: Path | None, as_json: bool, csv_path: Path | None,
+    paths: tuple[Path, ...], models: str | None, frames: int, policy: str, threshold: float | None,
+    preset: str | None, device: str, precision: str, threads: int | None, registry_path: Path | None, as_json: bool, csv_path: Path | None,
 ) -> None:
     """Scan video files and/or folders of videos for deepfaked faces."""
     from tqdm import tqdm
@@ -33,7 +33,8 @@ def scan(
         raise click.ClickException("no video or image files found in the given paths")
     click.echo(f"Loading models on {device}...", err=True)
     detector = load_detector(
-        detector_config(models, frames, policy, threshold, device, registry_path, precision), threads
+        detector_config(models, frames, policy, threshold, device, registry_path, precision, preset),
+        threads,
     )
     rows: list[tuple[str, str]] = []
     failures = 0
@@ -68,9 +69,10 @@ def verdict_line(video: Path, result) -> str:  # result: models.schema.Detection
     people = ", ".join(
         f"person {i.identity}: {i.label} {i.probability:.2f}" for i in result.identities
     )
+    judged_at = f"threshold {result.threshold:.3f}" + (f" ({result.preset})" if result.preset else "")
     return (
         f"{result.label.upper():<6} {result.probability:7.3f}  {video}  "
-        f"({people}; {result.sampled_frames} frames, {seconds:.1f} s)"
+        f"({people}; {result.sampled_frames} frames, {judged_at}, {seconds:.1f} s)"
     )
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from models.config import DEFAULT_FRAMES
-from weights import WEIGHTS_DIR
 
 
 @click.command("train")
@@ -17,25 +16,26 @@ from weights import WEIGHTS_DIR
 @click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="labels.csv (file,label,group[,subset]) or DFDC metadata.json; relative to --data "
                    "unless it exists as given. Default: detected in --data.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=WEIGHTS_DIR,
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               show_default="the project's weights/", help="Where weights and the model card go.")
 @click.option("--register/--no-register", default=True, show_default=True,
               help="Record sha256, size, temperature and params in OUT/registry.toml.")
 @click.option("--members", default="fakewatch-effnet-lite0,fakewatch-hybrid-vit",
               show_default=True, help="Comma-separated members to train.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, weights and draws.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the views, weights and draws.")
 @click.option("--frames", type=click.IntRange(1, 256), default=DEFAULT_FRAMES, show_default=True,
-              help="Frames sampled per clip for face crops (the detector's default).")
-@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True, help="Maximum epochs per member.")
-@click.option("--samples-per-epoch", type=click.IntRange(1), default=1024, show_default=True,
-              help="Balanced draws per epoch.")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+              help="Frames sampled per fake clip (the detector's default).")
+@click.option("--real-frames", type=click.IntRange(1, 512), default=64, show_default=True,
+              help="Frames sampled per real clip: each real face also becomes a self-blended fake.")
+@click.option("--folds", type=click.IntRange(2), default=5, show_default=True,
+              help="Leave-sources-out folds of the protocol.")
+@click.option("--steps", type=click.IntRange(1), default=600, show_default=True,
+              help="Optimiser steps of every fit (one per fold and member, then the final ones).")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--sbi-fraction", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Share of fake draws made as self-blended images of real faces.")
-@click.option("--patience", type=click.IntRange(1), default=2, show_default=True,
-              help="Stop after this many epochs without a better validation video AUC.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.25,
-              show_default=True, help="Share of each source family's clips held out (whole groups).")
+              help="Share of the fake mass given to self-blended views of real faces.")
+@click.option("--protocol-only", is_flag=True,
+              help="Run the protocol and print its tables; write no weights, card or registry.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
@@ -43,31 +43,34 @@ from weights import WEIGHTS_DIR
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Face-crop cache root (default: ~/.cache/fakewatch/crops).")
 def train(
-    data_dir: Path, labels: Path | None, out_dir: Path, register: bool, members: str, seed: int,
-    frames: int, epochs: int, samples_per_epoch: int, batch_size: int, sbi_fraction: float,
-    patience: int, val_fraction: float, device: str, threads: int | None, workers: int,
-    cache_dir: Path | None,
+    data_dir: Path, labels: Path | None, out_dir: Path | None, register: bool, members: str, seed: int,
+    frames: int, real_frames: int, folds: int, steps: int, batch_size: int, sbi_fraction: float,
+    protocol_only: bool, device: str, threads: int | None, workers: int, cache_dir: Path | None,
 ) -> None:
     """Train the default ensemble (EfficientNet-Lite0 + hybrid ViT) from labelled videos.
 
-    Face crops come from the detector's own pipeline and are cached outside the repository;
-    train/validation are split by group; each member keeps its best validation epoch, gets a
-    temperature fitted on validation, and is written as safetensors with a model card.
+    Runs the leave-sources-out protocol first (every member fitted once per fold, scored on the
+    sources it left out), chooses the aggregation policy and the threshold presets on those
+    out-of-fold scores, then fits each member on everything, calibrates, exports safetensors and
+    writes a model card with the protocol's tables.
     """
     import torch
 
     from models.errors import FakewatchError
     from models.training.members import MEMBERS
-    from models.training.run import RunConfig, command_line, run_training
-    from models.training.trainer import TrainConfig
+    from models.training.pool import PoolConfig
+    from models.training.run import RunConfig, command_line, run_protocol_only, run_training
+    from models.training.top_fit import FitConfig
+    from weights import WEIGHTS_DIR  # imported here: the API image ships no weights package
 
+    out_dir = out_dir or WEIGHTS_DIR
     if threads is not None:
         torch.set_num_threads(threads)
     names = [m.strip() for m in members.split(",") if m.strip()]
     unknown = [name for name in names if name not in MEMBERS]
     if unknown or not names:
         raise click.ClickException(f"unknown members {unknown or names}; trainable: {', '.join(MEMBERS)}")
-    registry_path = out_dir / "registry.toml" if register else None
+    registry_path = out_dir / "registry.toml" if register else None  # --protocol-only reads it only
     if registry_path is not None and not registry_path.is_file():
         raise click.ClickException(f"{registry_path} does not exist: give --no-register or an --out with a registry")
     config = RunConfig(
@@ -77,17 +80,19 @@ def train(
         registry_path=registry_path,
         members=tuple(MEMBERS[name] for name in names),
         frames=frames,
-        validation_fraction=val_fraction,
-        train=TrainConfig(
-            epochs=epochs, samples_per_epoch=samples_per_epoch, batch_size=batch_size,
-            sbi_fraction=sbi_fraction, patience=patience, seed=seed,
-        ),
+        real_frames=real_frames,
+        folds=folds,
+        pool=PoolConfig(seed=seed),
+        fit=FitConfig(steps=steps, batch_size=batch_size, sbi_fraction=sbi_fraction, seed=seed),
         device=device,
         workers=workers,
         cache_root=cache_dir,
         command=command_line(),
     )
     try:
-        run_training(config, echo=click.echo)
+        if protocol_only:
+            click.echo(run_protocol_only(config, echo=click.echo))
+        else:
+            run_training(config, echo=click.echo)
     except FakewatchError as error:
         raise click.ClickException(str(error)) from error

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fakewatch.jobs.model import (
     FINISHED,
@@ -29,7 +29,7 @@ from fakewatch.jobs.model import (
     new_id,
     now,
 )
-from models.schema import DetectionResult, ModelInfo
+from models.schema import DetectionResult, ModelInfo, ThresholdPreset
 
 Mutation = Callable[[Job], Job | None]
 
@@ -39,6 +39,9 @@ class WorkerModels(BaseModel):
 
     worker: str
     models: list[ModelInfo]
+    presets: list[ThresholdPreset] = Field(
+        default=[], description="Threshold presets of the loaded ensemble with their measured rates."
+    )
     loaded_at: datetime
 
 

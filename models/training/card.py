@@ -1,8 +1,9 @@
-"""The model card of a trained ensemble: one pydantic record written as JSON and as markdown.
+"""The model card of a trained ensemble: one pydantic record written as JSON and as Markdown.
 
-It says what the weights are (architecture, init, files, sha256, calibration), what they were
-trained on and under which licence, how (augmentations, epochs, seed, machine, time), and how well
-they did on held-out groups, overall and by source, per member and for the ensemble.
+Its figures are the leave-sources-out protocol's: every clip scored by a model fitted without its
+person and its source, calibrated and thresholded with values fitted on other folds. Nothing on the
+card is in-sample. It also says what the weights are, what they were trained on under which
+licence, and how (views, steps, seed, machine, time).
 """
 
 from __future__ import annotations
@@ -12,15 +13,26 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from models.evaluation import EvaluationReport, Metrics
-from models.training.trainer import EpochLog
-from models.training.validation import SliceReport, ValidationReport
+from models.protocol.metrics import ProtocolMetrics, ProtocolReport
+from models.protocol.tables import report_tables, table
+from models.schema import ThresholdPreset
 
 DATA_LICENSE = (
     "Research only, non-commercial: FaceForensics++ (incl. Google/Jigsaw DeepFakeDetection) and "
-    "DFDC terms of use. The weights inherit these restrictions; the training clips and anything "
+    "DFDC terms of use, and the publishing repositories' own licences (some non-commercial, some "
+    "none stated). The weights inherit these restrictions; the training clips and anything "
     "extracted from them are not distributed."
 )
+LIMITATIONS = [
+    ("The protocol's folds hold whole sources out, but every fold still comes from the same "
+    "research repositories; uploads from phones, other generators and other compressions will "
+    "score lower. The policy was chosen among four on the same out-of-fold scores it is reported "
+    "on (a small optimism)."),
+    ("Still-photo animation, lip sync and NeRF talking heads have few training examples (a handful "
+    "of sources each); their figures have wide intervals."),
+    ("Per-frame evidence only: the members see one face crop at a time, so temporal artefacts "
+    "(flicker, unnatural motion) are not used."),
+]
 
 
 class MemberCard(BaseModel):
@@ -29,7 +41,7 @@ class MemberCard(BaseModel):
     params: dict[str, Any]
     description: str
     init_weights: str
-    frozen: str
+    trained: str
     learning_rates: dict[str, float]
     file: str
     sha256: str
@@ -37,24 +49,18 @@ class MemberCard(BaseModel):
     dtype: str
     fp16_check: dict[str, float]
     temperature: float
-    epochs_run: int
-    best_epoch: int
-    history: list[EpochLog]
     training_seconds: float
-    validation_uncalibrated_log_loss: dict[str, float]
-    validation: ValidationReport
 
 
 class DataCard(BaseModel):
     source: str
-    license: str
+    license: str = DATA_LICENSE
     clips: int
-    clips_train: int
-    clips_validation: int
-    crops_train: int
-    crops_validation: int
-    groups_train: list[str]
-    groups_validation: list[str]
+    real_clips: int
+    groups: int
+    faces: int
+    training_views: int
+    folds: dict[str, list[str]]  # fold -> the sources it holds out
     clips_by_subset: dict[str, dict[str, int]]
     clips_without_face: list[str]
     extraction_errors: dict[str, str]
@@ -63,18 +69,14 @@ class DataCard(BaseModel):
 class TrainingCard(BaseModel):
     command: str
     seed: int
-    frames_per_clip: int
-    validation_fraction: float
-    epochs_max: int
-    samples_per_epoch: int
+    frames_per_fake_clip: int
+    frames_per_real_clip: int
+    folds: int
+    views: dict[str, int]  # per crop
+    steps: int
     batch_size: int
-    patience: int
     sbi_fraction: float
-    balancing: str
     augmentations: dict[str, str]
-    selection: str
-    calibration: str
-    video_score: str
 
 
 class MachineCard(BaseModel):
@@ -84,145 +86,104 @@ class MachineCard(BaseModel):
     torch: str
     timm: str
     extraction_seconds: float
+    rendering_seconds: float
     total_seconds: float
-
-
-class DetectorValidation(BaseModel):
-    """The ensemble on the validation clips as the detector scores them: what `fakewatch eval`
-    reports with its defaults on the same groups."""
-
-    policy: str
-    frames_per_clip: int
-    report: EvaluationReport
 
 
 class ModelCard(BaseModel):
     name: str
     created: str
     members: list[MemberCard]
-    ensemble_validation: ValidationReport
-    detector_validation: DetectorValidation
+    policy: str
+    presets: list[ThresholdPreset]
+    protocol: ProtocolReport  # chosen policy, default preset, cross-fitted thresholds
+    policies: dict[str, ProtocolMetrics]
+    member_protocol: dict[str, ProtocolMetrics]
+    preset_protocol: dict[str, ProtocolMetrics]
+    crossfit_temperatures: dict[str, list[float]]
     data: DataCard
     training: TrainingCard
     machine: MachineCard
-    limitations: list[str]
+    limitations: list[str] = LIMITATIONS
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _fp16_text(check: dict[str, float]) -> str:
-    return (
-        f"mean |change of P(fake)| {check['mean_probability_change']:.4f}, max "
-        f"{check['max_probability_change']:.4f}, frame AUC change {check['frame_auc_change']:+.4f}, "
-        f"frame log loss change {check['frame_log_loss_change']:+.4f}"
-    )
-
-
-def _metric_row(name: str, video: Metrics, frame: Metrics) -> str:
-    return (
-        f"| {name} | {video.count} ({video.fakes} fake) | {_fmt(video.auc)} | {video.log_loss:.3f} "
-        f"| {video.accuracy:.3f} | {frame.count} | {_fmt(frame.auc)} | {frame.log_loss:.3f} |"
-    )
-
-
-def _slice_rows(title: str, slices: dict[str, SliceReport]) -> list[str]:
-    rows = [
-        f"| {title} | clips (fakes) | video AUC | AUC vs all | video log loss | frame AUC | groups |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, part in slices.items():
-        rows.append(
-            f"| {name} | {part.clips} ({part.video.fakes}) | {_fmt(part.video.auc)} | "
-            f"{_fmt(part.video_auc_vs_all)} | {part.video.log_loss:.3f} | {_fmt(part.frame.auc)} | "
-            f"{', '.join(part.groups)} |"
-        )
+def _presets_table(card: ModelCard) -> list[str]:
+    rows = ["| preset | threshold | real videos flagged | fakes caught | default |", "| --- | --- | --- | --- | --- |"]
+    rows += [f"| {p.name} | {p.threshold:.3f} | {p.real_flagged:.0%} | {p.fakes_caught:.0%} | "
+             f"{'yes' if p.default else ''} |" for p in card.presets]
     return rows
 
 
-def _detector_section(card: ModelCard) -> list[str]:
-    view = card.detector_validation
-    video, frame = view.report.video, view.report.frame
-    groups = " ".join(f"--group {g}" for g in card.data.groups_validation)
-    rows = []
-    if video is not None and frame is not None:
-        rows = [
-            "| videos | video AUC | video log loss | video acc | frames | frame AUC | frame log loss |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-            (f"| {video.count} ({video.fakes} fake) | {_fmt(video.auc)} | {video.log_loss:.3f} | "
-             f"{video.accuracy:.3f} | {frame.count} | {_fmt(frame.auc)} | {frame.log_loss:.3f} |"),
-        ]
+def _protocol_section(card: ModelCard) -> list[str]:
+    default = next(p for p in card.presets if p.default)
     return [
-        "## As the detector scores them",
+        "## How well it works on sources it never saw",
         "",
-        (f"The ensemble's exported weights on the same clips the way the service does: "
-         f"{view.frames_per_clip} frames, every tracked person, policy `{view.policy}` (video), "
-         "most fake face (frame). `fakewatch eval` with its defaults reports these figures:"),
+        (f"Leave-sources-out cross-validation over {len(card.data.folds)} folds: each fold's clips "
+         "are scored by members fitted without that fold's people and sources (a source unit joins "
+         "clips sharing an identity group or a subset, so FaceForensics++ at both compressions is "
+         "one unit). Temperatures and thresholds applied to a fold were fitted on the other folds' "
+         f"out-of-fold scores. Video score: policy `{card.policy}`, every tracked person. "
+         f"Threshold: preset `{default.name}` (TPR/FPR \"@thr\" columns), refitted per fold; the "
+         "shipped threshold is fitted on all out-of-fold real videos. AUC intervals: 95% bootstrap "
+         "over identity groups. Families: that family's fakes against every real clip."),
         "",
-        "```bash",
-        f"fakewatch eval DATA --labels DATA/labels.csv {groups}",
-        "```",
+        report_tables(card.protocol),
         "",
-        *rows,
+        "### Threshold presets",
         "",
-        f"Clips without a tracked face: {view.report.no_face or 'none'}.",
+        ("Each preset allows a share of real videos to be flagged (strict 5%, balanced 10%, "
+         "sensitive 20%). The rates are cross-fitted: thresholds fitted on four folds, counted on "
+         "the fifth."),
+        "",
+        *_presets_table(card),
+        "",
+        "### Aggregation policies (default preset)",
+        "",
+        table("policy", card.policies),
+        "",
+        "### Each member alone",
+        "",
+        table("member", card.member_protocol),
+        "",
+        "### Folds",
+        "",
+        *[f"- fold {k}: {', '.join(sources)}" for k, sources in card.data.folds.items()],
         "",
     ]
 
 
 def render_markdown(card: ModelCard) -> str:
     """The card for people: figures first, then how it was made."""
-    scorers = [(m.model_id, m.validation) for m in card.members]
-    scorers.append(("ensemble (mean)", card.ensemble_validation))
+    overall = card.protocol.overall
     lines = [
         f"# {card.name}",
         "",
         f"Created {card.created}. Trained by `{card.training.command}`.",
         "",
-        "## Validation (held-out groups, calibrated probabilities)",
+        table("all videos, out of fold", {"overall": overall}),
         "",
-        f"Video score: {card.training.video_score}. Threshold 0.5 for accuracy.",
-        "",
-        "| scorer | videos | video AUC | video log loss | video acc | crops | frame AUC | frame log loss |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        *[_metric_row(name, report.video, report.frame) for name, report in scorers],
-        "",
-        ("\"AUC vs all\": the slice's clips against every validation clip of the other label, for "
-        "slices that hold one label only."),
+        *_protocol_section(card),
+        "## Members",
         "",
     ]
-    for name, report in scorers:
-        lines += [f"### {name}", "", *_slice_rows("source family", report.by_family), "",
-                  *_slice_rows("subset", report.by_subset), ""]
-    lines += _detector_section(card)
-    lines += ["## Members", ""]
     for member in card.members:
+        check = member.fp16_check
         lines += [
             f"### {member.model_id}",
             "",
             member.description,
             "",
             f"- architecture: `{member.architecture}` {member.params}",
-            f"- init: {member.init_weights}; frozen: {member.frozen}",
+            f"- init: {member.init_weights}; trained: {member.trained}",
             f"- learning rates: {member.learning_rates}",
-            (
-                f"- file: `{member.file}` ({member.dtype}, {member.size_bytes} bytes); fp16 "
-                f"rounding on the validation crops: {_fp16_text(member.fp16_check)}"
-            ),
+            (f"- file: `{member.file}` ({member.dtype}, {member.size_bytes} bytes); fp16 rounding "
+             f"moved P(fake) by {check['mean_probability_change']:.4f} on average (max "
+             f"{check['max_probability_change']:.4f})"),
             f"- sha256: `{member.sha256}`",
-            (f"- temperature: {member.temperature:.4f} (P(fake) = sigmoid(logit / T)); uncalibrated "
-            f"validation log loss: {member.validation_uncalibrated_log_loss}"),
-            (f"- epochs run: {member.epochs_run}, kept epoch {member.best_epoch}, "
-            f"{member.training_seconds / 60:.1f} min"),
-            "",
-            "| epoch | train loss | val loss | val frame AUC | val video AUC | seconds |",
-            "| --- | --- | --- | --- | --- | --- |",
-            *[
-                f"| {e.epoch} | {e.train_loss:.4f} | {e.val_loss:.4f} | {_fmt(e.val_frame_auc)} | "
-                f"{_fmt(e.val_video_auc)} | {e.seconds:.0f} |"
-                for e in member.history
-            ],
+            (f"- temperature: {member.temperature:.4f} (P(fake) = sigmoid(logit / T)), fitted on "
+             f"every out-of-fold logit; per fold: {card.crossfit_temperatures[member.model_id]}"),
+            f"- final fit: {member.training_seconds / 60:.1f} min",
             "",
         ]
     data, training, machine = card.data, card.training, card.machine
@@ -231,32 +192,29 @@ def render_markdown(card: ModelCard) -> str:
         "",
         f"- source: {data.source}",
         f"- licence: {data.license}",
-        (f"- clips: {data.clips} ({data.clips_train} train, {data.clips_validation} validation); "
-        f"crops: {data.crops_train} train, {data.crops_validation} validation"),
-        f"- validation groups: {', '.join(data.groups_validation)}",
-        f"- clips by subset (train/validation, REAL/FAKE): {data.clips_by_subset}",
-        f"- clips without a face: {data.clips_without_face or 'none'}",
+        (f"- {data.clips} clips with a tracked face ({data.real_clips} real) in {data.groups} "
+         f"identity groups; {data.faces} faces; {data.training_views} training views"),
+        f"- clips by subset: {data.clips_by_subset}",
+        f"- clips without a tracked face: {data.clips_without_face or 'none'}",
         f"- extraction errors: {data.extraction_errors or 'none'}",
         "",
         "## Training",
         "",
-        (f"- seed {training.seed}, {training.frames_per_clip} frames per clip, validation fraction "
-        f"{training.validation_fraction}"),
-        (f"- up to {training.epochs_max} epochs of {training.samples_per_epoch} draws, batch "
-        f"{training.batch_size}, patience {training.patience}"),
-        f"- balancing: {training.balancing}",
-        f"- self-blended images: {training.sbi_fraction:.0%} of fake draws",
-        f"- selection: {training.selection}",
-        f"- calibration: {training.calibration}",
-        "- augmentations:",
+        (f"- seed {training.seed}; {training.frames_per_real_clip} frames per real clip, "
+         f"{training.frames_per_fake_clip} per fake clip; {training.folds} folds"),
+        f"- views per crop: {training.views}",
+        (f"- every fit: {training.steps} steps of {training.batch_size} views; half the mass real, "
+         f"{training.sbi_fraction:.0%} of the fake mass self-blended, the rest genuine fakes "
+         "shared equally by family, then source, then clip"),
+        "- augmentations (real and fake views alike):",
         *[f"  - {name}: {how}" for name, how in training.augmentations.items()],
         "",
         "## Machine",
         "",
         (f"- {machine.device}, {machine.cpu}, {machine.threads} threads, torch {machine.torch}, "
-        f"timm {machine.timm}"),
-        (f"- face extraction {machine.extraction_seconds / 60:.1f} min, total "
-        f"{machine.total_seconds / 60:.1f} min"),
+         f"timm {machine.timm}"),
+        (f"- face extraction {machine.extraction_seconds / 60:.1f} min, views and trunk maps "
+         f"{machine.rendering_seconds / 60:.1f} min, total {machine.total_seconds / 60:.1f} min"),
         "",
         "## Limitations",
         "",

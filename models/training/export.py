@@ -23,16 +23,16 @@ import torch
 from sklearn.metrics import log_loss, roc_auc_score
 from torch import nn
 
-from models.crops import CropSpec
+from models.crops import CropSpec, crops_to_tensor
 from models.registry import save_safetensors
 from models.training.calibration import calibrated
 from models.training.members import MemberRecipe
-from models.training.trainer import predict_logits
 from models.zoo import build_classifier
 
 METADATA_KEY = "fakewatch"
 FP16_AUC_TOLERANCE = 0.002
 FP16_LOG_LOSS_TOLERANCE = 0.005
+PREDICT_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,20 @@ class ExportedWeights:
     size_bytes: int
     dtype: str
     fp16: Fp16Check
+
+
+def predict_logits(
+    model: nn.Module, crops: np.ndarray, spec: CropSpec, device: torch.device
+) -> np.ndarray:
+    """Raw logits of the whole model for (N, S, S, 3) uint8 crops, in eval mode and fp32 (as the
+    detector scores on CPU)."""
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(crops), PREDICT_BATCH):
+            batch = crops_to_tensor(list(crops[start : start + PREDICT_BATCH]), spec).to(device)
+            outputs.append(model(batch).float().cpu())
+    return torch.cat(outputs).numpy()
 
 
 def half_copy(model: nn.Module, recipe: MemberRecipe) -> nn.Module:

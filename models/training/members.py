@@ -1,12 +1,8 @@
-"""The default ensemble's two members: what to build, what to initialise, what to train and how fast.
+"""The default ensemble's two members: what to build, what to initialise and how fast to train it.
 
-Both start from ImageNet EfficientNet-Lite0 (the only suitable weights installable offline). The
-stem and first three blocks (strides 2 to 8) stay frozen: their edge and texture filters are
-generic, freezing them more than halves the cost of a step on CPU (20 vs 9.6 crops/s on 2 cores),
-and with a few hundred real faces fewer trainable weights overfit less (a run training from block 2
-on fit its training clips within 3 epochs while validation stood still). The learning rates are
-the lower of those tried: at twice these, training loss fell to 0.49 by epoch 3 while validation
-loss rose from epoch 1; at these it stayed near 0.6 and validation loss fell until epoch 2.
+Both start from ImageNet EfficientNet-Lite0 (the only suitable weights installable offline) and
+share its frozen trunk (`trunk.py`); each trains the last backbone stage, the head convolution and
+its own classifier.
 """
 
 from __future__ import annotations
@@ -19,6 +15,9 @@ from torch import nn
 from models.training.imagenet import IMAGENET_ARCHITECTURE, IMAGENET_PACKAGE, init_from_imagenet
 from models.zoo import build_classifier
 
+# Lite0's stem and stages 0-5 (a 192 x 7 x 7 map at 224 px) stay ImageNet's; stage 6 is trained.
+DEFAULT_TRUNK_BLOCKS = 6
+
 
 @dataclass(frozen=True)
 class MemberRecipe:
@@ -28,10 +27,12 @@ class MemberRecipe:
         model_id: registry id, also the weight file's stem.
         architecture: `models.zoo` architecture name.
         params: its constructor arguments, registered with the weights.
-        backbone: attribute holding the timm EfficientNet to initialise from ImageNet.
-        frozen_blocks: the backbone's stem and this many of its first blocks are not trained.
+        backbone: attribute holding the timm EfficientNet to initialise from ImageNet (also the
+            name of the constructor argument naming it).
         backbone_lr: peak learning rate of the trainable backbone blocks.
         head_lr: peak learning rate of everything after the backbone (new layers).
+        trunk_blocks: the backbone's stem and this many first stages keep their ImageNet weights
+            and are computed once per view (`trunk.py`); the stages after them are trained.
         description: one line for the registry and the card.
         imagenet_init: load ImageNet weights into the backbone (False: random, for tests and
             backbones without offline weights).
@@ -41,10 +42,10 @@ class MemberRecipe:
     architecture: str
     params: dict[str, Any] = field(hash=False)
     backbone: str
-    frozen_blocks: int
     backbone_lr: float
     head_lr: float
     description: str
+    trunk_blocks: int = DEFAULT_TRUNK_BLOCKS
     imagenet_init: bool = True
 
     def build(self) -> nn.Module:
@@ -54,9 +55,10 @@ class MemberRecipe:
             init_from_imagenet(getattr(model, self.backbone))
         return model
 
-    def frozen_modules(self, model: nn.Module) -> list[nn.Module]:
-        backbone = getattr(model, self.backbone)
-        return [backbone.conv_stem, backbone.bn1, *backbone.blocks[: self.frozen_blocks]]
+    @property
+    def backbone_name(self) -> str:
+        """The timm backbone: the constructor argument named like the backbone attribute."""
+        return str(self.params[self.backbone])
 
     @property
     def init_weights(self) -> str:
@@ -70,7 +72,6 @@ EFFNET_LITE0 = MemberRecipe(
     architecture="efficientnet",
     params={"encoder": IMAGENET_ARCHITECTURE, "dropout": 0.2, "drop_path_rate": 0.1},
     backbone="encoder",
-    frozen_blocks=3,
     backbone_lr=1e-4,
     head_lr=5e-4,
     description="EfficientNet-Lite0 (ImageNet init) fine-tuned on fakewatch face crops and "
@@ -90,7 +91,6 @@ HYBRID_VIT = MemberRecipe(
         "dropout": 0.1,
     },
     backbone="backbone",
-    frozen_blocks=3,
     backbone_lr=1e-4,
     head_lr=3e-4,
     description="EfficientNet-Lite0 (ImageNet init) 1280x7x7 map as 49 tokens for a 4-layer "

@@ -1,7 +1,18 @@
-"""One training run end to end: list, split, extract, train each member, calibrate, export, card, register.
+"""One training run end to end: list, extract, render the views once, cross-validate, fit, export.
 
-Everything a run decides is derived from its `RunConfig`, so the same data, command and seed give
-the same split, draws and initial weights.
+1. Crops of every clip with the detector's own face pipeline (cached outside the repository):
+   `real_frames` per real clip, since each real face also gives a self-blended fake, and the
+   detector's `frames` per fake clip.
+2. The training views (augmented real, self-blended and genuine fake crops) are rendered once and
+   passed once through the frozen ImageNet trunk (`trunk.py`, `pool.py`).
+3. The leave-sources-out protocol (`models.protocol`): each member is fitted once per fold on the
+   other folds and scores the fold's clips; temperatures, the aggregation policy and the preset
+   thresholds are chosen on those out-of-fold scores, cross-fitted (`crossval.py`, `operating.py`).
+4. Each member is fitted once more on every clip with the same fixed schedule, calibrated with a
+   temperature fitted on all out-of-fold logits, exported, and registered with the presets.
+
+Everything a run decides is derived from its `RunConfig`: the same data, command and seed give the
+same folds, views and initial weights.
 """
 
 from __future__ import annotations
@@ -12,7 +23,6 @@ import platform
 import shlex
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,22 +31,16 @@ import numpy as np
 import timm
 import torch
 
-from models.config import DEFAULT_FRAMES, DEFAULT_POLICY
+from models.config import DEFAULT_FRAMES
 from models.crops import CropSpec
 from models.datasets import REAL, LabeledVideo, list_labeled_videos
 from models.device import resolve_device
 from models.errors import ConfigError
+from models.protocol.folds import DEFAULT_FOLDS, Fold, leave_sources_out
+from models.protocol.tables import report_tables, table
 from models.registry import Registry
-from models.training.calibration import (
-    balanced_weights,
-    calibrated,
-    fit_temperature,
-    log_loss_at,
-)
 from models.training.card import (
-    DATA_LICENSE,
     DataCard,
-    DetectorValidation,
     MachineCard,
     MemberCard,
     ModelCard,
@@ -44,28 +48,21 @@ from models.training.card import (
     write_card,
 )
 from models.training.cropcache import ClipCrops, CropCache, CropExtractor, fill_cache
-from models.training.detector_view import ScoringMember, detector_report
+from models.training.crossval import ClipFaces, OutOfFold, out_of_fold, temperature_on
 from models.training.errors import TrainingDataError
-from models.training.export import export_member, half_copy
+from models.training.export import export_member
 from models.training.members import EFFNET_LITE0, HYBRID_VIT, MemberRecipe
-from models.training.register import update_model_entry
-from models.training.samples import MAX_OVERSAMPLE, TrainingClip
-from models.training.split import split_by_group
-from models.training.trainer import TrainConfig, fit_member
-from models.training.validation import ClipScores, validation_report
+from models.training.operating import ProtocolOutcome, evaluate_protocol, shipped_presets
+from models.training.pool import PoolConfig, TrainingClip, ViewPool, build_pool
+from models.training.register import update_ensemble_presets, update_model_entry
+from models.training.top_fit import FitConfig, fit_top
+from models.training.trunk import Trunk
 
 CARD_STEM = "fakewatch-default"
+ENSEMBLE = "default"
 ENSEMBLE_NAME = "fakewatch default ensemble"
-LIMITATIONS = [
-    (
-        "Validation is a handful of held-out groups; its figures are noisy and picked the epoch "
-        "and the temperature, so they are optimistic."
-    ),
-    (
-        "Each source family holds few identities; unseen people, sources and manipulation "
-        "methods will score lower."
-    ),
-]
+DEFAULT_REAL_FRAMES = 64
+FP16_CHECK_CROPS = 2048  # crops scored to decide whether fp16 weights are harmless
 
 
 @dataclass(frozen=True)
@@ -76,11 +73,13 @@ class RunConfig:
         data_dir: folder of labelled videos.
         labels: labels.csv or DFDC metadata.json (None: detected in `data_dir`).
         out_dir: where weights and the card are written.
-        registry_path: registry whose member entries are updated (None: don't register).
+        registry_path: registry whose member and ensemble entries are updated (None: don't).
         members: the members to train; each needs an entry in the registry.
-        frames: frames sampled per clip for crops.
-        validation_fraction: share of each source family's clips held out, by whole group.
-        train: per-member training settings (seed included).
+        frames: frames sampled per fake clip (the detector's default).
+        real_frames: frames sampled per real clip.
+        folds: leave-sources-out folds of the protocol.
+        pool: views per crop and their augmentations.
+        fit: steps, batch and mix of every fit.
         device: "auto", "cpu" or "cuda[:N]".
         workers: processes extracting faces.
         cache_root: crop cache root (None: the user cache folder).
@@ -93,8 +92,10 @@ class RunConfig:
     registry_path: Path | None
     members: tuple[MemberRecipe, ...] = (EFFNET_LITE0, HYBRID_VIT)
     frames: int = DEFAULT_FRAMES
-    validation_fraction: float = 0.25
-    train: TrainConfig = field(default_factory=TrainConfig)
+    real_frames: int = DEFAULT_REAL_FRAMES
+    folds: int = DEFAULT_FOLDS
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
     device: str = "auto"
     workers: int = 1
     cache_root: Path | None = None
@@ -138,245 +139,222 @@ def _check_members(recipes: tuple[MemberRecipe, ...], registry: Registry) -> Cro
     specs = {registry.models[r.model_id].preprocessing for r in recipes}
     if len(specs) != 1:
         raise ConfigError("the members must share one preprocessing spec to share crops")
+    if len({(r.backbone_name, r.trunk_blocks, r.imagenet_init) for r in recipes}) != 1:
+        raise ConfigError("the members must share one backbone and trunk to share trunk maps")
     return specs.pop()
-
-
-def _clips(videos: list[LabeledVideo], cache: CropCache, failed: set[Path]) -> list[TrainingClip]:
-    return [TrainingClip(v, cache.get(v.path).main_person()) for v in videos if v.path not in failed]
-
-
-def _counts(train: list[TrainingClip], validation: list[TrainingClip]) -> dict[str, dict[str, int]]:
-    counts: Counter[tuple[str, str]] = Counter()
-    for part, clips in (("train", train), ("validation", validation)):
-        for clip in clips:
-            label = "REAL" if clip.video.label == REAL else "FAKE"
-            counts[(clip.video.subset or "-", f"{part} {label}")] += 1
-    table: dict[str, dict[str, int]] = {}
-    for (subset, column), count in sorted(counts.items()):
-        table.setdefault(subset, {})[column] = count
-    return table
 
 
 @dataclass(frozen=True)
 class _Prepared:
-    """The run's clips with their crops, split, and what extraction reported."""
+    """The run's clips with a tracked face, their crops as trunk maps, and the training views."""
 
     videos: list[LabeledVideo]
-    validation_groups: list[str]
-    train: list[TrainingClip]
-    validation: list[TrainingClip]
-    validation_faces: list[tuple[LabeledVideo, ClipCrops]]  # every face, as the detector sees it
+    clips: list[TrainingClip]  # main person's crops, for training views
+    faces: list[ClipFaces]  # every tracked face, as the detector scores them
+    pool: ViewPool
+    without_face: list[LabeledVideo]
     errors: dict[Path, str]
     extraction_seconds: float
-
-    @property
-    def scored(self) -> list[TrainingClip]:
-        """Validation clips with at least one face: the ones a score exists for."""
-        return [c for c in self.validation if len(c.crops)]
+    rendering_seconds: float
 
 
-def _prepare(config: RunConfig, spec: CropSpec, device: torch.device, echo: Callable[[str], None]) -> _Prepared:
-    """List, split by group, and extract (or load) every clip's crops."""
+def _extract(config: RunConfig, spec: CropSpec, device: torch.device, videos: list[LabeledVideo],
+             echo: Callable[[str], None]) -> tuple[dict[Path, ClipCrops], dict[Path, str], float]:
+    started = time.perf_counter()
+    crops: dict[Path, ClipCrops] = {}
+    errors: dict[Path, str] = {}
+    for frames, wanted in ((config.real_frames, True), (config.frames, False)):
+        cache = CropCache(CropExtractor(spec, frames, str(device)), config.cache_root)
+        paths = [v.path for v in videos if (v.label == REAL) == wanted]
+        errors |= fill_cache(cache, paths, config.workers)
+        crops |= {path: cache.get(path) for path in paths if path not in errors}
+    for path, error in errors.items():
+        echo(f"skipped {path}: {error}")
+    return crops, errors, time.perf_counter() - started
+
+
+def _prepare(config: RunConfig, spec: CropSpec, device: torch.device,
+             echo: Callable[[str], None]) -> _Prepared:
     videos = list_labeled_videos(config.data_dir, _labels_path(config.labels, config.data_dir))
     missing = [str(v.path) for v in videos if not v.path.is_file()]
     if missing:
         raise TrainingDataError(f"{len(missing)} labelled video(s) not found, e.g. {missing[0]}")
-    split = split_by_group(videos, config.validation_fraction, config.train.seed)
-    echo(f"{len(videos)} clips: {len(split.train)} train, {len(split.validation)} validation "
-         f"(groups {', '.join(split.validation_groups)})")
-    cache = CropCache(CropExtractor(spec, config.frames, str(device)), config.cache_root)
+    crops, errors, extraction_seconds = _extract(config, spec, device, videos, echo)
     started = time.perf_counter()
-    errors = fill_cache(cache, [v.path for v in videos], config.workers)
-    seconds = time.perf_counter() - started
-    for path, error in errors.items():
-        echo(f"skipped {path}: {error}")
-    validation_faces = [(v, cache.get(v.path)) for v in split.validation if v.path not in errors]
+    trunk = Trunk(config.members[0], spec, device, config.fit.seed)
+    usable = [v for v in videos if v.path in crops and len(crops[v.path].tracked()[0])]
+    clips = [TrainingClip(v, crops[v.path].main_person()) for v in usable]
+    faces = [ClipFaces.of(v, crops[v.path], trunk) for v in usable]
+    pool = build_pool(clips, trunk, config.pool)
     prepared = _Prepared(
-        videos=videos,
-        validation_groups=split.validation_groups,
-        train=_clips(split.train, cache, set(errors)),
-        validation=[TrainingClip(v, crops.main_person()) for v, crops in validation_faces],
-        validation_faces=validation_faces,
-        errors=errors,
-        extraction_seconds=seconds,
+        videos=usable, clips=clips, faces=faces, pool=pool,
+        without_face=[v for v in videos if v.path in crops and v not in usable],
+        errors=errors, extraction_seconds=extraction_seconds,
+        rendering_seconds=time.perf_counter() - started,
     )
-    echo(f"crops: {sum(len(c.crops) for c in prepared.train)} train, "
-         f"{sum(len(c.crops) for c in prepared.validation)} validation "
-         f"({seconds / 60:.1f} min extracting)")
+    echo(f"{len(usable)} clips with a tracked face ({len(prepared.without_face)} without, "
+         f"{len(errors)} unreadable); {sum(len(f.maps) for f in faces)} faces; {len(pool.clip)} "
+         f"training views ({extraction_seconds / 60:.1f} min extracting, "
+         f"{prepared.rendering_seconds / 60:.1f} min rendering)")
     return prepared
 
 
-def _train_member(
-    recipe: MemberRecipe, prepared: _Prepared, spec: CropSpec, config: RunConfig,
-    device: torch.device, echo: Callable[[str], None],
-) -> tuple[MemberCard, list[np.ndarray], ScoringMember]:
-    """Fit, calibrate and export one member: its card, calibrated validation probabilities, and
-    the member as the detector will run it (the exported weights)."""
-    scored = prepared.scored
-    labels = np.concatenate([np.full(len(c.crops), c.video.label) for c in scored])
-    fit = fit_member(recipe, prepared.train, scored, spec, config.train, device, echo)
-    logits = np.concatenate(fit.val_logits)
-    temperature = fit_temperature(logits, labels)
-    probabilities = [calibrated(z, temperature) for z in fit.val_logits]
-    report = validation_report([ClipScores(c.video, p) for c, p in zip(scored, probabilities, strict=True)])
-    weights = balanced_weights(labels)
-    metadata = {"seed": config.train.seed, "card": f"{CARD_STEM}.json", "preprocessing": spec.name,
-                "license": "weights: MIT; trained on research-only data"}
+def _final_member(
+    recipe: MemberRecipe, prepared: _Prepared, oof: OutOfFold, spec: CropSpec, config: RunConfig,
+    echo: Callable[[str], None],
+) -> MemberCard:
+    """Fit on every clip, calibrate on all out-of-fold logits, export."""
+    started = time.perf_counter()
+    model = fit_top(recipe, prepared.pool, prepared.clips, np.ones(len(prepared.clips), bool), config.fit)
+    temperature = temperature_on(oof, prepared.faces, recipe.model_id, np.arange(len(prepared.clips)))
+    rng = np.random.default_rng(config.fit.seed)
+    check = [(c.crops.crops[i], c.video.label) for c in prepared.clips for i in range(len(c.crops))]
+    picked = rng.choice(len(check), size=min(FP16_CHECK_CROPS, len(check)), replace=False)
     exported = export_member(
-        fit.model, recipe, temperature, (np.concatenate([c.crops.crops for c in scored]), labels),
-        spec, config.out_dir, metadata,
+        model, recipe, temperature,
+        (np.stack([check[i][0] for i in picked]), np.array([check[i][1] for i in picked])),
+        spec, config.out_dir,
+        {"seed": config.fit.seed, "card": f"{CARD_STEM}.json", "preprocessing": spec.name,
+         "license": "weights: MIT; trained on research-only data"},
     )
-    echo(f"{recipe.model_id}: kept epoch {fit.best_epoch}, temperature {temperature:.3f}, "
-         f"video AUC {report.video.auc}, frame AUC {report.frame.auc}, {exported.dtype} "
-         f"{exported.path.name}")
-    frozen = f"stem and blocks 0-{recipe.frozen_blocks - 1}" if recipe.frozen_blocks else "stem"
-    card = MemberCard(
-        model_id=recipe.model_id,
-        architecture=recipe.architecture,
-        params=recipe.params,
-        description=recipe.description,
-        init_weights=recipe.init_weights,
-        frozen=f"backbone {frozen} (batch-norm statistics kept)",
+    echo(f"{recipe.model_id}: temperature {temperature:.3f}, {exported.dtype} {exported.path.name}")
+    return MemberCard(
+        model_id=recipe.model_id, architecture=recipe.architecture, params=recipe.params,
+        description=recipe.description, init_weights=recipe.init_weights,
+        trained=f"backbone stages {recipe.trunk_blocks} on, head convolution and classifier; stem "
+                f"and stages 0-{recipe.trunk_blocks - 1} keep ImageNet weights and statistics",
         learning_rates={"backbone": recipe.backbone_lr, "head": recipe.head_lr},
-        file=exported.path.name,
-        sha256=exported.sha256,
-        size_bytes=exported.size_bytes,
-        dtype=exported.dtype,
-        fp16_check=vars(exported.fp16),
-        temperature=temperature,
-        epochs_run=len(fit.history),
-        best_epoch=fit.best_epoch,
-        history=list(fit.history),
-        training_seconds=fit.seconds,
-        validation_uncalibrated_log_loss={
-            "frame_balanced": log_loss_at(logits, labels, weights, 1.0),
-            "frame_balanced_calibrated": log_loss_at(logits, labels, weights, temperature),
-        },
-        validation=report,
+        file=exported.path.name, sha256=exported.sha256, size_bytes=exported.size_bytes,
+        dtype=exported.dtype, fp16_check=vars(exported.fp16), temperature=temperature,
+        training_seconds=time.perf_counter() - started,
     )
-    exported_model = half_copy(fit.model, recipe) if exported.dtype == "float16" else fit.model
-    return card, probabilities, ScoringMember(recipe.model_id, exported_model.eval(), temperature)
 
 
-def _data_card(config: RunConfig, prepared: _Prepared) -> DataCard:
-    train, validation = prepared.train, prepared.validation
+def _data_card(config: RunConfig, prepared: _Prepared, folds: list[Fold]) -> DataCard:
+    by_subset: dict[str, dict[str, int]] = {}
+    for video in prepared.videos:
+        column = "REAL" if video.label == REAL else f"FAKE {video.family or 'unknown'}"
+        row = by_subset.setdefault(video.subset or "-", {})
+        row[column] = row.get(column, 0) + 1
     labels = config.labels.name if config.labels else "layout"
     return DataCard(
         source=f"{config.data_dir.resolve().name}/ ({labels})",
-        license=DATA_LICENSE,
         clips=len(prepared.videos),
-        clips_train=len(train),
-        clips_validation=len(validation),
-        crops_train=sum(len(c.crops) for c in train),
-        crops_validation=sum(len(c.crops) for c in validation),
-        groups_train=sorted({c.video.group for c in train}),
-        groups_validation=prepared.validation_groups,
-        clips_by_subset=_counts(train, validation),
-        clips_without_face=[
-            _relative(c.video.path, config.data_dir) for c in train + validation if not len(c.crops)
-        ],
+        real_clips=sum(v.label == REAL for v in prepared.videos),
+        groups=len({v.group for v in prepared.videos}),
+        faces=sum(len(f.maps) for f in prepared.faces),
+        training_views=len(prepared.pool.clip),
+        folds={f"{fold.index}": fold.sources for fold in folds},
+        clips_by_subset=dict(sorted(by_subset.items())),
+        clips_without_face=[_relative(v.path, config.data_dir) for v in prepared.without_face],
         extraction_errors={_relative(p, config.data_dir): e for p, e in prepared.errors.items()},
     )
 
 
 def _training_card(config: RunConfig) -> TrainingCard:
     return TrainingCard(
-        command=config.command,
-        seed=config.train.seed,
-        frames_per_clip=config.frames,
-        validation_fraction=config.validation_fraction,
-        epochs_max=config.train.epochs,
-        samples_per_epoch=config.train.samples_per_epoch,
-        batch_size=config.train.batch_size,
-        patience=config.train.patience,
-        sbi_fraction=config.train.sbi_fraction,
-        balancing=(
-            "half real, half fake draws; within each source family (group prefix) real and "
-            f"genuine-fake draws weigh the same; real clips oversampled at most {MAX_OVERSAMPLE:g}x; "
-            "only the main person's crops of each clip"
-        ),
-        augmentations=config.train.augment.describe(),
-        selection="epoch with the best validation video AUC (ties: frame AUC)",
-        calibration="per member temperature on validation crops, class-balanced log loss",
-        video_score="mean of the main person's crop probabilities over the sampled frames",
+        command=config.command, seed=config.fit.seed, frames_per_fake_clip=config.frames,
+        frames_per_real_clip=config.real_frames, folds=config.folds,
+        views={"real": config.pool.real_views, "self-blended": config.pool.sbi_views,
+               "genuine fake": config.pool.fake_views},
+        steps=config.fit.steps, batch_size=config.fit.batch_size, sbi_fraction=config.fit.sbi_fraction,
+        augmentations=config.pool.augment.describe(),
     )
 
 
-def _machine_card(device: torch.device, extraction_seconds: float, total_seconds: float) -> MachineCard:
+def _machine_card(device: torch.device, prepared: _Prepared, total_seconds: float) -> MachineCard:
     return MachineCard(
         device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        cpu=_cpu_name(),
-        threads=torch.get_num_threads(),
-        torch=torch.__version__,
-        timm=timm.__version__,
-        extraction_seconds=extraction_seconds,
-        total_seconds=total_seconds,
+        cpu=_cpu_name(), threads=torch.get_num_threads(), torch=torch.__version__,
+        timm=timm.__version__, extraction_seconds=prepared.extraction_seconds,
+        rendering_seconds=prepared.rendering_seconds, total_seconds=total_seconds,
     )
 
 
-def _register(registry_path: Path, card: ModelCard, prepared: _Prepared) -> None:
-    """Record each member's file, calibration and data in its own registry table."""
-    subsets = ", ".join(sorted({v.subset for v in prepared.videos if v.subset}))
+def _register(registry_path: Path, card: ModelCard, outcome: ProtocolOutcome) -> None:
+    """Record each member's file and calibration in its table, and the presets in the ensemble's."""
     training_data = (
-        f"{len(prepared.videos)} research clips ({subsets}): {len(prepared.train)} to train on, "
-        f"with self-blended images of their real faces; {len(prepared.validation)} in whole "
-        f"held-out groups for validation. Research-only, non-commercial data terms; see "
-        f"{CARD_STEM}.md"
+        f"{card.data.clips} research clips ({card.data.real_clips} real, {card.data.groups} identity "
+        f"groups) with self-blended images of their real faces; research-only, non-commercial data "
+        f"terms; cross-validated leaving whole sources out, see {CARD_STEM}.md"
     )
     for member in card.members:
-        update_model_entry(
-            registry_path,
-            member.model_id,
-            {
-                "sha256": member.sha256,
-                "size_bytes": member.size_bytes,
-                "temperature": round(member.temperature, 6),
-                "params": member.params,
-                "description": member.description,
-                "training_data": training_data,
-            },
-        )
+        update_model_entry(registry_path, member.model_id, {
+            "sha256": member.sha256, "size_bytes": member.size_bytes,
+            "temperature": round(member.temperature, 6), "params": member.params,
+            "description": member.description, "training_data": training_data,
+        })
+    update_ensemble_presets(registry_path, ENSEMBLE, card.presets)
+
+
+@dataclass(frozen=True)
+class _Protocol:
+    spec: CropSpec
+    device: torch.device
+    prepared: _Prepared
+    folds: list[Fold]
+    oof: OutOfFold
+    outcome: ProtocolOutcome
+
+
+def _protocol(config: RunConfig, echo: Callable[[str], None]) -> _Protocol:
+    """Extract, render, and run the leave-sources-out protocol."""
+    device = resolve_device(config.device)
+    spec = _check_members(config.members, Registry.load(config.registry_path))
+    prepared = _prepare(config, spec, device, echo)
+    folds = leave_sources_out(prepared.videos, config.folds)
+    oof = out_of_fold(config.members, prepared.pool, prepared.clips, prepared.faces, folds,
+                      config.fit, echo)
+    outcome = evaluate_protocol(oof, prepared.faces, folds)
+    overall = outcome.report.overall
+    echo(f"protocol ({outcome.policy}): video AUC {overall.auc:.3f} [{overall.auc_low:.3f}, "
+         f"{overall.auc_high:.3f}], real flagged {overall.fpr_at_threshold:.2f}, fakes caught "
+         f"{overall.tpr_at_threshold:.2f}, log loss {overall.log_loss:.3f} (base rate "
+         f"{overall.base_rate_log_loss:.3f})")
+    return _Protocol(spec, device, prepared, folds, oof, outcome)
+
+
+def run_protocol_only(config: RunConfig, echo: Callable[[str], None] = print) -> str:
+    """The protocol's tables as Markdown (the card's figures, without exporting anything)."""
+    outcome = _protocol(config, echo).outcome
+    return "\n\n".join([
+        f"policy: {outcome.policy}", report_tables(outcome.report),
+        table("preset", outcome.presets), table("policy", outcome.policies),
+        table("member", outcome.members),
+    ])
 
 
 def run_training(config: RunConfig, echo: Callable[[str], None] = print) -> ModelCard:
-    """Train, calibrate, export and (when `registry_path` is set) register every member."""
+    """Cross-validate, then train, calibrate, export and (with `registry_path`) register."""
     started = time.perf_counter()
-    device = resolve_device(config.device)
-    spec = _check_members(config.members, Registry.load(config.registry_path))
     if config.registry_path and config.out_dir.resolve() != config.registry_path.parent.resolve():
         raise ConfigError("weights must be written next to the registry that records them")
-    prepared = _prepare(config, spec, device, echo)
-    members, calibrated, scoring = zip(
-        *(_train_member(recipe, prepared, spec, config, device, echo) for recipe in config.members),
-        strict=True,
-    )
-    ensemble = validation_report(
-        [ClipScores(c.video, np.mean([p[i] for p in calibrated], axis=0))
-         for i, c in enumerate(prepared.scored)]
-    )
-    echo(f"ensemble: video AUC {ensemble.video.auc}, video log loss {ensemble.video.log_loss:.3f}, "
-         f"frame AUC {ensemble.frame.auc}")
-    as_detected = detector_report(prepared.validation_faces, scoring, spec)
-    if as_detected.video is not None:
-        echo(f"as the detector scores them: video AUC {as_detected.video.auc}, video log loss "
-             f"{as_detected.video.log_loss:.3f}")
+    run = _protocol(config, echo)
+    spec, device, prepared, folds, oof, outcome = (
+        run.spec, run.device, run.prepared, run.folds, run.oof, run.outcome)
+    members = [_final_member(r, prepared, oof, spec, config, echo) for r in config.members]
+    presets = shipped_presets(oof, prepared.faces, {m.model_id: m.temperature for m in members},
+                              outcome.policy, outcome.presets)
     card = ModelCard(
         name=ENSEMBLE_NAME,
         created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        members=list(members),
-        ensemble_validation=ensemble,
-        detector_validation=DetectorValidation(
-            policy=DEFAULT_POLICY, frames_per_clip=config.frames, report=as_detected
-        ),
-        data=_data_card(config, prepared),
+        members=members,
+        policy=outcome.policy,
+        presets=presets.listing(),
+        protocol=outcome.report,
+        policies=outcome.policies,
+        member_protocol=outcome.members,
+        preset_protocol=outcome.presets,
+        crossfit_temperatures=outcome.temperatures,
+        data=_data_card(config, prepared, folds),
         training=_training_card(config),
-        machine=_machine_card(device, prepared.extraction_seconds, time.perf_counter() - started),
-        limitations=LIMITATIONS,
+        machine=_machine_card(device, prepared, time.perf_counter() - started),
     )
     write_card(card, config.out_dir, CARD_STEM)
     if config.registry_path:
-        _register(config.registry_path, card, prepared)
-        echo(f"registered {', '.join(m.model_id for m in card.members)} in {config.registry_path}")
+        _register(config.registry_path, card, outcome)
+        echo(f"registered {', '.join(m.model_id for m in card.members)} and presets in "
+             f"{config.registry_path}")
     echo(f"done in {(time.perf_counter() - started) / 60:.1f} min; card {CARD_STEM}.md")
     return card
 

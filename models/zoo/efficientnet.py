@@ -38,5 +38,9 @@ class DeepFakeClassifier(nn.Module):
         self.fc = nn.Linear(self.encoder.num_features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.avg_pool(self.encoder.forward_features(x)).flatten(1)
+        return self.classify(self.encoder.forward_features(x))
+
+    def classify(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """Logits from the encoder's final map (training on cached trunk features ends here)."""
+        features = self.avg_pool(feature_map).flatten(1)
         return self.fc(self.dropout(features)).squeeze(-1)

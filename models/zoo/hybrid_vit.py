@@ -84,11 +84,16 @@ class HybridViT(nn.Module):
         return self.backbone.blocks[: self.out_block + 1](x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.features(x).flatten(2).transpose(1, 2)
+        return self.classify(self.features(x))
+
+    def classify(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """Logits from the backbone map that becomes the tokens."""
+        tokens = feature_map.flatten(2).transpose(1, 2)
         if tokens.shape[1] + 1 != self.pos_embed.shape[1]:
             raise ValueError(
-                f"input {tuple(x.shape[-2:])} gives {tokens.shape[1]} tokens; this model was built "
-                f"for {self.image_size}x{self.image_size} ({self.pos_embed.shape[1] - 1} tokens)"
+                f"a {tuple(feature_map.shape[-2:])} map gives {tokens.shape[1]} tokens; this model "
+                f"was built for {self.image_size}x{self.image_size} inputs "
+                f"({self.pos_embed.shape[1] - 1} tokens)"
             )
         tokens = self.patch_embed(tokens)
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)

@@ -1,0 +1,81 @@
+"""Threshold presets: stored with an ensemble in the registry, and the order a threshold is chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.config import DEFAULT_THRESHOLD, DetectOptions, DetectorConfig
+from models.errors import ConfigError
+from models.presets import ensemble_presets, operating_point
+from models.registry import Registry, ThresholdPresets
+from models.schema import ThresholdPreset
+from tests.tiny_models import write_test_registry
+
+POINTS = {
+    "strict": ThresholdPreset(name="strict", threshold=0.8, real_flagged=0.05, fakes_caught=0.4),
+    "balanced": ThresholdPreset(name="balanced", threshold=0.6, real_flagged=0.1, fakes_caught=0.6),
+}
+PRESETS = ThresholdPresets(POINTS, "balanced")
+
+
+def with_presets(tmp_path: Path) -> Path:
+    path = write_test_registry(tmp_path)
+    registry = Registry.load(path)
+    Registry(registry.directory, registry.preprocessing, registry.models, registry.ensembles,
+             registry.default_ensemble, {"default": PRESETS}).write(path)
+    return path
+
+
+def test_presets_survive_a_write_and_a_load(tmp_path: Path) -> None:
+    loaded = Registry.load(with_presets(tmp_path)).presets["default"]
+    assert loaded == PRESETS
+    assert [p.name for p in loaded.listing() if p.default] == ["balanced"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('default_preset = "balanced"', 'default_preset = "loose"'), "not one of"),
+        (lambda t: t.replace("fakes_caught = 0.4", "caught = 0.4"), "needs exactly the keys"),
+        (lambda t: t.replace("threshold = 0.8", "threshold = 1.8"), "less than or equal to 1"),
+        (lambda t: t.replace('default_preset = "balanced"\n', ""), "come together"),
+    ],
+)
+def test_malformed_presets_are_refused_with_the_reason(tmp_path: Path, edit, message: str) -> None:
+    path = with_presets(tmp_path)
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(ConfigError, match=message):
+        Registry.load(path)
+
+
+def test_presets_belong_to_the_ensemble_loaded_as_a_whole(tmp_path: Path) -> None:
+    registry = Registry.load(with_presets(tmp_path))
+    assert ensemble_presets(registry, None) == PRESETS
+    assert ensemble_presets(registry, ("default",)) == PRESETS
+    assert ensemble_presets(registry, ("tiny-meso", "tiny-hybrid")) is None
+
+
+def test_a_threshold_is_chosen_in_the_documented_order() -> None:
+    config = DetectorConfig()
+    assert operating_point(DetectOptions(), config, PRESETS, True).threshold == 0.6
+    assert operating_point(DetectOptions(), config, PRESETS, True).preset == "balanced"
+    assert operating_point(DetectOptions(preset="strict"), config, PRESETS, True).preset == "strict"
+    number = operating_point(DetectOptions(threshold=0.3, preset="strict"), config, PRESETS, True)
+    assert (number.threshold, number.preset) == (0.3, None)
+    fixed = DetectorConfig(threshold=0.7)
+    assert operating_point(DetectOptions(), fixed, PRESETS, True).threshold == 0.7
+    assert operating_point(DetectOptions(preset="strict"), fixed, PRESETS, True).threshold == 0.8
+    assert operating_point(DetectOptions(), DetectorConfig(preset="strict"), PRESETS, True).threshold == 0.8
+    plain = operating_point(DetectOptions(), config, None, True)
+    assert (plain.threshold, plain.preset) == (DEFAULT_THRESHOLD, None)
+
+
+def test_a_preset_where_none_was_measured_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="no measured presets"):
+        operating_point(DetectOptions(preset="strict"), DetectorConfig(), None, True)
+    with pytest.raises(ConfigError, match="subset"):
+        operating_point(DetectOptions(preset="strict"), DetectorConfig(), PRESETS, False)
+    with pytest.raises(ConfigError, match="unknown threshold preset"):
+        operating_point(DetectOptions(preset="sensitive"), DetectorConfig(), PRESETS, True)
