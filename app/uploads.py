@@ -22,7 +22,7 @@ from app.errors import ApiError
 from models.video import SNIFF_BYTES
 
 FILE_FIELD = "file"
-OPTION_FIELDS = frozenset({"frames", "fps", "models", "policy", "threshold", "callback_url"})
+OPTION_FIELDS = frozenset({"frames", "fps", "models", "policy", "preset", "threshold", "callback_url"})
 MAX_FIELD_BYTES = 4096  # an option value (a URL, a list of model ids) is far shorter
 MAX_FORM_OVERHEAD = 64 * 1024  # boundaries, part headers and option fields around the file
 UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")

@@ -10,8 +10,10 @@ from pydantic import BaseModel, Field
 
 DEFAULT_FRAMES = 32  # selim's DFDC-winning pipeline samples 32 frames per video.
 DEFAULT_POLICY = "max-identity"  # one swapped face is enough to make a video fake.
-# `models.aggregation.POLICIES`, named here so that settings and the CLI need no numpy.
-POLICY_NAMES: tuple[str, ...] = ("max-identity", "trimmed-max-identity", "mean", "confident")
+# `models.aggregation.POLICIES`, named here so that the gateway, settings and the CLI can check a
+# name without numpy.
+PolicyName = Literal["max-identity", "trimmed-max-identity", "mean", "confident"]
+POLICY_NAMES: tuple[str, ...] = get_args(PolicyName)
 DEFAULT_THRESHOLD = 0.5  # only for models without measured presets (see PRESET_NAMES)
 # Operating points an ensemble's registry entry may carry, each measured on real videos it was not
 # fitted on: strict flags fewest real videos, sensitive catches most fakes.
@@ -54,7 +56,7 @@ class DetectOptions(BaseModel):
 
     frames: int | None = Field(default=None, ge=1, le=1024)
     fps: float | None = Field(default=None, gt=0, le=60, description="Sample this many frames per second instead of a fixed count.")
-    policy: str | None = None
+    policy: PolicyName | None = None
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     preset: PresetName | None = Field(
         default=None, description="Threshold preset (measured operating point); a threshold given as a number wins."

@@ -138,6 +138,8 @@ def test_non_multipart_body_is_415(client: TestClient) -> None:
         ({"frames": "abc"}, "frames"),
         ({"callback_url": "ftp://example.org/hook"}, "URL"),
         ({"frames": "8", "fps": "1"}, "either frames or fps"),
+        ({"policy": "bogus"}, "policy"),  # refused here, not failed later in a worker
+        ({"preset": "loose"}, "preset"),
     ],
 )
 def test_invalid_options_are_422_with_details(
@@ -202,6 +204,8 @@ def test_job_record_lifecycle_without_a_worker(
     assert client.get("/jobs", params={"status": "succeeded"}).json()["total"] == 0
     error_of(client.get("/jobs", params={"status": "bogus"}), 422, "InvalidParameters")
     error_of(client.get("/jobs", params={"limit": 0}), 422, "InvalidParameters")
+    error_of(client.get("/jobs", params={"offset": 2**63}), 422, "InvalidParameters")  # was a 500
+    assert client.get("/jobs", params={"offset": 2**31}).json()["items"] == []
 
     assert client.delete(f"/jobs/{job['id']}").status_code == 204
     assert not stored.parent.exists()

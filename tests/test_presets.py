@@ -79,3 +79,14 @@ def test_a_preset_where_none_was_measured_is_an_error() -> None:
         operating_point(DetectOptions(preset="strict"), DetectorConfig(), PRESETS, False)
     with pytest.raises(ConfigError, match="unknown threshold preset"):
         operating_point(DetectOptions(preset="sensitive"), DetectorConfig(), PRESETS, True)
+
+
+def test_weights_presets_lists_each_preset_with_its_rates(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fakewatch.cli import main
+
+    out = CliRunner().invoke(main, ["weights", "presets", "--registry", str(with_presets(tmp_path))])
+    assert out.exit_code == 0, out.output
+    assert "default  balanced   threshold 0.600: flags 10% of real videos, catches 60% of fakes  (default)" in out.output
+    assert "strict" in out.output

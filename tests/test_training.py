@@ -14,6 +14,7 @@ from models.crops import CropSpec, crops_to_tensor
 from models.datasets import FAKE, REAL, LabeledVideo
 from models.errors import ConfigError, WeightsError
 from models.registry import Registry
+from models.schema import ThresholdPreset
 from models.training import augment as aug
 from models.training.calibration import fit_temperature
 from models.training.cropcache import ClipCrops, landmarks_in_crop
@@ -33,7 +34,7 @@ from models.training.pool import (
     ViewPool,
     plan_views,
 )
-from models.training.register import update_model_entry
+from models.training.register import update_ensemble_presets, update_model_entry
 from models.training.sbi import self_blend
 from models.training.top_fit import predict_top, view_weights
 from models.training.trunk import Trunk, trainable_parameters, trunk_maps
@@ -306,6 +307,23 @@ def test_registry_update_refuses_other_keys_and_bad_results(tmp_path: Path) -> N
     with pytest.raises(ConfigError):
         update_model_entry(path, "fakewatch-effnet-lite0", {"temperature": -1.0})
     assert path.read_text() == original
+
+
+def test_preset_update_replaces_the_ensembles_presets_only(tmp_path: Path) -> None:
+    path = tmp_path / "registry.toml"
+    shutil.copy(REPO_ROOT / "weights" / "registry.toml", path)
+    first = [ThresholdPreset(name="strict", threshold=0.9, real_flagged=0.05, fakes_caught=0.3),
+             ThresholdPreset(name="balanced", threshold=0.7, real_flagged=0.1, fakes_caught=0.5, default=True)]
+    update_ensemble_presets(path, "default", first)
+    once = path.read_text()
+    second = [p.model_copy(update={"threshold": p.threshold - 0.1}) for p in first]
+    update_ensemble_presets(path, "default", second)
+    registry = Registry.load(path)
+    assert registry.presets["default"].listing() == second
+    assert set(registry.presets) == {"default"}  # other ensembles untouched
+    assert len(path.read_text().splitlines()) == len(once.splitlines())  # replaced, not appended
+    original = Registry.load(REPO_ROOT / "weights" / "registry.toml")
+    assert registry.models == original.models and registry.ensembles == original.ensembles
 
 
 # --- fp16 export check -----------------------------------------------------------------------

@@ -29,7 +29,7 @@ from fakewatch.jobs.model import (
 from fakewatch.jobs.uploads import delete_upload, upload_key
 from fakewatch.settings import Settings
 from fakewatch.webhook_targets import ForbiddenTarget, check_webhook_target
-from models.config import PRESET_NAMES
+from models.config import POLICY_NAMES, PRESET_NAMES
 
 router = APIRouter(tags=["detect"], dependencies=[Depends(authorize)])
 INCOMING = "incoming"
@@ -54,7 +54,8 @@ REQUEST_BODY = {
                         "type": "string",
                         "description": "Comma-separated model ids (GET /models); default: all.",
                     },
-                    "policy": {"type": "string", "description": "Aggregation policy name."},
+                    "policy": {"type": "string", "enum": list(POLICY_NAMES),
+                               "description": "How crop scores become a video score."},
                     "threshold": {"type": "number", "minimum": 0, "maximum": 1},
                     "preset": {
                         "type": "string",

@@ -15,6 +15,7 @@ from fakewatch.jobs.uploads import delete_upload
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(authorize)])
 MAX_PAGE = 100
+MAX_OFFSET = 2**31  # past any store's row count, and within what SQLite and Redis take as an index
 
 
 class JobList(BaseModel):
@@ -47,7 +48,7 @@ async def list_jobs(
     store: StoreDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobList:
     """Newest first, without results (fetch one job for its result)."""
     page = await run_in_threadpool(store.list, status_filter, limit, offset)

@@ -55,6 +55,25 @@ def list_weights(registry_path: Path | None, as_json: bool) -> None:
 
 @weights.command()
 @registry_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per preset.")
+def presets(registry_path: Path | None, as_json: bool) -> None:
+    """Each ensemble's threshold presets with the rates measured on sources it never saw."""
+    registry = _load(registry_path)
+    for ensemble, measured in registry.presets.items():
+        for preset in measured.listing():
+            if as_json:
+                click.echo(json.dumps({"ensemble": ensemble, **preset.model_dump()}))
+                continue
+            default = "  (default)" if preset.default else ""
+            click.echo(f"{ensemble}  {preset.name:<10} threshold {preset.threshold:.3f}: flags "
+                       f"{preset.real_flagged:.0%} of real videos, catches {preset.fakes_caught:.0%} "
+                       f"of fakes{default}")
+    if not registry.presets:
+        click.echo("no ensemble has measured presets: scores are judged at the threshold given (0.5)")
+
+
+@weights.command()
+@registry_option
 @click.option("--all", "include_missing", is_flag=True, help="Also fail when a registered file is missing.")
 def verify(registry_path: Path | None, include_missing: bool) -> None:
     """Check the sha256 of every present weights file against the registry."""

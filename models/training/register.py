@@ -80,6 +80,8 @@ def update_ensemble_presets(registry_path: Path, ensemble: str, presets: Sequenc
     )
     while old := next((m for line in lines if (m := preset_header.match(line))), None):
         start, end = _table_span(lines, "ensembles", ensemble, "presets", old.group(1))
+        while start > 0 and not lines[start - 1].strip():
+            start -= 1  # the blank line that separated it goes with it
         del lines[start:end]
     start, end = _table_span(lines, "ensembles", ensemble)
     kept = [line for line in lines[start:end] if line.split("=", 1)[0].strip() != "default_preset"]
