@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from models.config import DEFAULT_POLICY
 from models.registry import Registry, load_classifier
 from models.training.card import ModelCard
 from models.training.run import CARD_STEM
@@ -34,14 +35,21 @@ def test_card_registry_and_files_agree(card: ModelCard) -> None:
         assert entry.size_bytes < 16 * 2**20  # small enough to live in the repository
 
 
-def test_card_states_validation_by_source(card: ModelCard) -> None:
-    for report in [m.validation for m in card.members] + [card.ensemble_validation]:
-        assert report.video.auc is not None and report.frame.auc is not None
-        assert {"ffpp", "dfd", "dfdc"} <= set(report.by_family)
+def test_card_states_out_of_fold_figures_by_family_and_source(card: ModelCard) -> None:
+    overall = card.protocol.overall
+    assert overall.auc is not None and overall.auc_low <= overall.auc <= overall.auc_high
+    assert {"faceswap", "reenactment", "lipsync", "portrait-animation"} <= set(card.protocol.by_family)
+    assert len(card.protocol.by_fold) == len(card.data.folds) >= 2
     assert "non-commercial" in card.data.license
-    assert set(card.data.groups_train).isdisjoint(card.data.groups_validation)
     for path in (card.training.command, *card.data.clips_without_face, *card.data.extraction_errors):
         assert not path.startswith("/")  # no machine paths in the repository
+
+
+def test_registry_presets_are_the_cards(card: ModelCard) -> None:
+    registry = Registry.load()
+    assert registry.presets[registry.default_ensemble].listing() == card.presets
+    assert [p.name for p in card.presets if p.default] == ["balanced"]
+    assert card.policy == DEFAULT_POLICY  # the default policy is the one the protocol chose
 
 
 @pytest.mark.parametrize("model_id", MEMBER_IDS)

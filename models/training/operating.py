@@ -18,6 +18,8 @@ from models.protocol.folds import Fold
 from models.protocol.metrics import (
     ProtocolMetrics,
     ProtocolReport,
+    VideoScore,
+    protocol_metrics,
     protocol_report,
 )
 from models.registry import ThresholdPresets
@@ -49,38 +51,43 @@ class ProtocolOutcome:
     temperatures: dict[str, list[float]]  # per member, per fold (fitted on the other folds)
 
 
-def _at_preset(
+def _judged(
     oof: OutOfFold, faces: list[ClipFaces], temperatures: dict[str, np.ndarray], policy: str,
-    max_fpr: float, folds: dict[str, list[str]] | None = None,
-) -> ProtocolReport:
+    max_fpr: float,
+) -> tuple[list[VideoScore], float]:
+    """Out-of-fold video scores with their cross-fitted thresholds, and the threshold fitted on
+    every fold (the one that would ship)."""
     scored = out_of_fold_videos(oof, faces, temperatures, policy)
     thresholds = crossfit_thresholds(scored, faces, oof.fold_of, max_fpr)
     reals = np.array([p for i, p in scored if faces[i].video.label == REAL])
-    return protocol_report(video_scores(scored, faces, thresholds), threshold_for_fpr(reals, max_fpr), folds)
+    return video_scores(scored, faces, thresholds), threshold_for_fpr(reals, max_fpr)
+
+
+def _overall(oof: OutOfFold, faces: list[ClipFaces], temperatures: dict[str, np.ndarray],
+             policy: str, max_fpr: float) -> ProtocolMetrics:
+    return protocol_metrics(*_judged(oof, faces, temperatures, policy, max_fpr))
 
 
 def evaluate_protocol(oof: OutOfFold, faces: list[ClipFaces], folds: Sequence[Fold]) -> ProtocolOutcome:
     """Compare policies, then report the chosen one per family, source, fold, member and preset."""
     temperatures = crossfit_temperatures(oof, faces)
     default_fpr = PRESET_MAX_FPR[DEFAULT_PRESET]
-    policies = {
-        name: _at_preset(oof, faces, temperatures, name, default_fpr).overall for name in POLICY_NAMES
-    }
+    policies = {name: _overall(oof, faces, temperatures, name, default_fpr) for name in POLICY_NAMES}
     policy = max(policies, key=lambda name: (policies[name].auc or 0.0, -policies[name].log_loss))
     fold_files = {
         f"{fold.index}: {', '.join(fold.sources)}": [str(v.path) for v in fold.videos] for fold in folds
     }
     members = {
-        member: _at_preset(OutOfFold({member: logits}, oof.fold_of), faces,
-                           {member: temperatures[member]}, policy, default_fpr).overall
+        member: _overall(OutOfFold({member: logits}, oof.fold_of), faces,
+                         {member: temperatures[member]}, policy, default_fpr)
         for member, logits in oof.logits.items()
     }
     return ProtocolOutcome(
         policy=policy,
         policies=policies,
-        report=_at_preset(oof, faces, temperatures, policy, default_fpr, fold_files),
+        report=protocol_report(*_judged(oof, faces, temperatures, policy, default_fpr), fold_files),
         members=members,
-        presets={name: _at_preset(oof, faces, temperatures, policy, fpr).overall
+        presets={name: _overall(oof, faces, temperatures, policy, fpr)
                  for name, fpr in PRESET_MAX_FPR.items()},
         temperatures={m: [round(float(t), 6) for t in ts] for m, ts in temperatures.items()},
     )
