@@ -7,7 +7,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from models.config import DetectOptions, DetectorConfig
+from models.config import DEFAULT_POLICY, DetectOptions, DetectorConfig
 from models.crops import crop_face, crops_to_tensor
 from models.detector import Detector
 from models.ensemble import Ensemble
@@ -55,7 +55,7 @@ def test_face_video_scores_every_frame(detector: Detector, face_video: Path) -> 
 
 
 def test_two_people_are_two_identities(detector: Detector, two_face_video: Path) -> None:
-    result = detector.detect(two_face_video)
+    result = detector.detect(two_face_video, DetectOptions(policy="max-identity"))
     assert [i.identity for i in result.identities] == [0, 1]
     assert result.probability == pytest.approx(max(i.probability for i in result.identities))
     for identity in result.identities:
@@ -131,7 +131,7 @@ def test_options_override_defaults(detector: Detector, face_video: Path) -> None
     assert {m.id for m in one.models} == {"tiny-meso"}
     assert one.sampled_frames == 4 and one.aggregation == "mean" and one.label == "fake"
     assert all(set(f.faces[0].model_probabilities) == {"tiny-meso"} for f in one.frames)
-    assert full.aggregation == "max-identity"
+    assert full.aggregation == DEFAULT_POLICY == "confident"
 
 
 def test_results_are_deterministic(detector: Detector, face_video: Path) -> None:

@@ -35,9 +35,8 @@ class ClipFaces:
 
     @classmethod
     def of(cls, video: LabeledVideo, crops: ClipCrops, trunk: Trunk) -> ClipFaces:
+        """For a clip with at least one tracked face (clips without one have no score)."""
         faces, identities = crops.tracked()
-        if not len(faces):
-            return cls(video, np.zeros((0, 1, 1, 1), np.float16), identities, np.zeros(0, bool))
         ids, counts = np.unique(identities, return_counts=True)
         return cls(video, trunk(list(faces.crops)), identities, identities == ids[np.argmax(counts)])
 
@@ -70,8 +69,7 @@ def out_of_fold(
         for recipe in recipes:
             model = fit_top(recipe, pool, clips, ~held_out, config)
             for i in np.flatnonzero(held_out):
-                if len(faces[i].maps):
-                    logits[recipe.model_id][i] = predict_top(model, recipe, faces[i].maps)
+                logits[recipe.model_id][i] = predict_top(model, recipe, faces[i].maps)
             echo(f"fold {fold.index} ({', '.join(fold.sources)}): {recipe.model_id} fitted")
     return OutOfFold(logits, fold_of)
 
@@ -106,16 +104,14 @@ def video_probability(
 def out_of_fold_videos(
     oof: OutOfFold, faces: list[ClipFaces], temperatures: dict[str, np.ndarray], policy: str,
 ) -> list[tuple[int, float]]:
-    """(clip index, P(fake)) of every clip with a tracked face, calibrated per fold."""
-    scored = []
-    for i, clip in enumerate(faces):
-        if len(clip.maps):
-            k = oof.fold_of[i]
-            scored.append((i, video_probability(
-                {m: oof.logits[m][i] for m in oof.logits},
-                {m: float(t[k]) for m, t in temperatures.items()}, clip.identities, policy,
-            )))
-    return scored
+    """(clip index, P(fake)) of every clip, calibrated with its fold's temperatures."""
+    return [
+        (i, video_probability(
+            {m: oof.logits[m][i] for m in oof.logits},
+            {m: float(t[oof.fold_of[i]]) for m, t in temperatures.items()}, clip.identities, policy,
+        ))
+        for i, clip in enumerate(faces)
+    ]
 
 
 def threshold_for_fpr(real_probabilities: np.ndarray, max_fpr: float) -> float:
