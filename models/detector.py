@@ -108,6 +108,11 @@ class Detector:
         return [member.info for member in self._loaded()[1].members]
 
     @property
+    def ensemble(self) -> Ensemble:
+        """The loaded classifiers (loading them first if needed)."""
+        return self._loaded()[1]
+
+    @property
     def presets(self) -> list[ThresholdPreset]:
         """The loaded ensemble's measured operating points (empty when it has none)."""
         self._loaded()

@@ -30,12 +30,13 @@ from torch import nn
 import weights
 from models.crops import CropSpec
 from models.errors import ConfigError, MissingWeightsError, WeightsError
+from models.keras_weights import read_keras_weights
 from models.schema import ThresholdPreset
 from models.zoo import ARCHITECTURES, build_classifier
 
 logger = logging.getLogger(__name__)
 
-WeightFormat = Literal["selim", "coccomini", "safetensors"]
+WeightFormat = Literal["selim", "coccomini", "safetensors", "mesonet"]
 FORMATS: tuple[str, ...] = get_args(WeightFormat)
 WeightState = Literal["ok", "unverified", "missing", "sha256_mismatch"]
 
@@ -84,7 +85,8 @@ class ModelEntry:
         params: keyword arguments for the architecture (excluded from hashing).
         preprocessing: how its faces are cut and normalised.
         file: path relative to the registry's directory (a bare name for downloaded files).
-        format: the checkpoint's on-disk layout: "selim", "coccomini" or "safetensors".
+        format: the checkpoint's on-disk layout: "selim", "coccomini", "safetensors", or "mesonet"
+            (the MesoNet authors' Keras HDF5 weights, whose output means P(real)).
         sha256: expected digest, or None when no trustworthy record of it exists.
         size_bytes: expected file size, when known.
         sources: public URLs the file can be downloaded from (empty for our own training).
@@ -303,7 +305,10 @@ def load_classifier(
                 "different checkpoint"
             )
     model = build_classifier(entry.architecture, **entry.params)
-    state_dict = _read_state_dict(path, entry.format)
+    if entry.format == "mesonet":
+        state_dict = read_keras_weights(path, model, negate_output=True)
+    else:
+        state_dict = _read_state_dict(path, entry.format)
     _load_strict(model, state_dict, entry, path)
     return model.to(device).eval()
 
@@ -343,7 +348,7 @@ def sha256_file(path: Path) -> str:
 # --- reading checkpoints --------------------------------------------------------------------
 
 
-def _read_state_dict(path: Path, fmt: WeightFormat) -> dict[str, torch.Tensor]:
+def _read_state_dict(path: Path, fmt: Literal["selim", "coccomini", "safetensors"]) -> dict[str, torch.Tensor]:
     if fmt == "safetensors":
         try:
             return load_file(str(path), device="cpu")

@@ -104,6 +104,32 @@ def test_eval_numbers_match_the_scores(registry: Path, folder: Path, tmp_path: P
     assert "AUC" in table and "confusion" in table
 
 
+def test_eval_compare_scores_every_model_on_the_same_faces(registry: Path, folder: Path,
+                                                          tmp_path: Path) -> None:
+    from models.comparison import load_clip_scores, video_scores
+
+    scores = tmp_path / "scores.jsonl"
+    out = run("eval", str(folder), "--compare", "--scores", str(scores), "--registry", str(registry),
+              *FAST)
+    assert out.exit_code == 0, out.output
+    rows = {line.split("|")[1].strip(): line for line in out.stdout.splitlines()
+            if line.startswith(("| tiny", "| default"))}
+    assert set(rows) == {"tiny-meso", "tiny-hybrid", "default"}
+    clips = load_clip_scores(scores)
+    assert len(clips) == 3 and sum(c.scores is None for c in clips) == 1
+    assert "3 clips scored, 1 without a face" in out.stdout
+    scanned = {
+        r.file: r.probability
+        for r in map(DetectionResult.model_validate_json,
+                     run("scan", str(folder), "--json", "--registry", str(registry), *FAST).stdout.splitlines())
+    }
+    ensemble = {Path(s.file).name: s.probability
+                for s in video_scores(clips, ["tiny-meso", "tiny-hybrid"], "confident")}
+    assert ensemble == pytest.approx({name: scanned[name] for name in ("a.mp4", "b.mp4")}, abs=1e-6)
+    alone = video_scores(clips, ["tiny-meso"], "confident")
+    assert [s.probability for s in alone] != [ensemble[Path(s.file).name] for s in alone]
+
+
 def test_weights_list_and_verify(tmp_path: Path) -> None:
     registry = write_test_registry(tmp_path)
     listing = run("weights", "list", "--registry", str(registry))

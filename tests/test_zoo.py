@@ -48,6 +48,7 @@ SMALL_CROSS_VIT = {
 
 CASES = [
     ("meso4", {}, 256),
+    ("meso_inception4", {}, 256),
     ("efficientnet", {"encoder": "tf_efficientnet_b0"}, 64),
     ("efficientnet", {"encoder": "tf_efficientnet_lite0"}, 64),
     (

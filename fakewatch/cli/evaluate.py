@@ -21,11 +21,17 @@ from fakewatch.cli.common import detector_config, detector_options, load_detecto
 @click.option("--roc", "roc_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("fakewatch-roc.png"), show_default=True, help="Where to write the ROC curve PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--compare", is_flag=True,
+              help="Score every model with weights present (or --models) on the same faces and "
+                   "print one protocol row per model and per complete registry ensemble.")
+@click.option("--scores", "scores_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --compare: also write every clip's per-model crop scores (JSON Lines).")
 def evaluate(
     folder: Path, labels: Path | None, subsets: tuple[str, ...], groups: tuple[str, ...],
     models: str | None, frames: int, policy: str, threshold: float | None, preset: str | None,
     device: str, precision: str,
-    threads: int | None, registry_path: Path | None, roc_path: Path, as_json: bool,
+    threads: int | None, registry_path: Path | None, roc_path: Path, as_json: bool, compare: bool,
+    scores_path: Path | None,
 ) -> None:
     """Evaluate on a labeled folder: AUC with its 95% interval, fakes caught at 5%/10% of real videos
     flagged, error rates at the threshold, EER, log loss against the base rate, by family and
@@ -52,6 +58,10 @@ def evaluate(
     ]
     if not videos:
         raise click.ClickException("no labeled videos match")
+    if compare:
+        config = detector_config(models, frames, policy, threshold, device, registry_path, precision)
+        click.echo(compare_models(videos, config, threads, scores_path))
+        return
     detector = load_detector(
         detector_config(models, frames, policy, threshold, device, registry_path, precision, preset),
         threads,
@@ -105,4 +115,50 @@ def format_report(report) -> str:  # report: models.evaluation.EvaluationReport
         lines.append(f"no face found in {len(report.no_face)} video(s): {', '.join(report.no_face)}")
     for path, message in report.errors.items():
         lines.append(f"error {path}: {message}")
+    return "\n".join(lines)
+
+
+def compare_models(videos, config, threads: int | None, scores_path: Path | None) -> str:
+    """`eval --compare`: every present model (or the requested ones) on the same clips and faces.
+
+    Args:
+        videos: labelled clips (`models.datasets.LabeledVideo`).
+        config: `models.config.DetectorConfig`; its `models` None means every model with weights.
+    """
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from models.comparison import compare, comparison_table, cpu_cost, save_clip_scores, score_clips
+    from models.config import DEFAULT_THRESHOLD
+    from models.errors import FakewatchError
+    from models.registry import Registry
+
+    try:
+        registry = Registry.load(config.registry_path)
+        entries = registry.resolve(config.models) if config.models else [
+            e for e in registry.models.values() if registry.check(e).state in ("ok", "unverified")]
+    except FakewatchError as error:
+        raise click.ClickException(str(error)) from error
+    if not entries:
+        raise click.ClickException("no model has its weights present: nothing to compare")
+    ids = [e.id for e in entries]
+    detector = load_detector(dataclasses.replace(config, models=tuple(ids)), threads)
+    errors: list[str] = []
+    progress = tqdm(videos, desc="scoring", unit="video", file=sys.stderr, disable=None)
+    clips = score_clips(detector, progress, lambda video, error: errors.append(f"{video.path}: {error}"))
+    if scores_path is not None:
+        save_clip_scores(clips, scores_path)
+    candidates = {i: [i] for i in ids} | {
+        name: list(members) for name, members in registry.ensembles.items()
+        if len(members) > 1 and set(members) <= set(ids)}
+    threshold = DEFAULT_THRESHOLD if config.threshold is None else config.threshold
+    rows = compare(clips, candidates, config.policy, threshold, cpu_cost(detector))
+    without_face = sum(clip.scores is None for clip in clips)
+    lines = [
+        (f"policy {config.policy}, threshold {threshold:.3f} for FPR/TPR@thr; {len(clips)} clips "
+         f"scored, {without_face} without a face, {len(errors)} unreadable"),
+        "Figures are honest only for models not trained on these clips.",
+        "", comparison_table(rows), *errors,
+    ]
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from models.zoo.cross_efficient_vit import CrossEfficientViT
 from models.zoo.efficient_vit import EfficientViT
 from models.zoo.efficientnet import DeepFakeClassifier
 from models.zoo.hybrid_vit import HybridViT
-from models.zoo.mesonet import Meso4
+from models.zoo.mesonet import Meso4, MesoInception4
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "efficientnet": DeepFakeClassifier,
@@ -20,6 +20,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "cross_efficient_vit": CrossEfficientViT,
     "hybrid_vit": HybridViT,
     "meso4": Meso4,
+    "meso_inception4": MesoInception4,
 }
 
 
