@@ -136,5 +136,7 @@ class Ensemble:
                     self.device, non_blocking=True, memory_format=torch.channels_last
                 )
                 logits.append(member.model(padded).float().reshape(-1)[: len(chunk)])
-        calibrated = torch.cat(logits) / member.entry.temperature
-        return torch.sigmoid(calibrated).cpu().numpy().astype(np.float64)
+        # float64 before the sigmoid: in float32 every logit above ~17 rounds to P(fake) = 1, and
+        # MesoNet's logits reach 40, so the probability would no longer say which crop was surer.
+        calibrated = torch.cat(logits).double() / member.entry.temperature
+        return torch.sigmoid(calibrated).cpu().numpy()

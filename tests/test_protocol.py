@@ -123,3 +123,16 @@ def test_report_scores_each_family_against_every_real_clip() -> None:
     assert report.by_fold["fold 0"].videos == 2
     text = report_tables(report)
     assert "| lipsync | 3 (1) | 0.500" in text and "held-out fold" in text
+
+
+def test_rank_auc_equals_sklearn_with_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from models.protocol.metrics import rank_auc
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        labels = rng.integers(0, 2, 40)
+        labels[:2] = (0, 1)
+        scores = np.round(rng.random(40), 1)  # many ties
+        assert rank_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)

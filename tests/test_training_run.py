@@ -66,6 +66,7 @@ def _config(data: Path, out: Path, cache: Path) -> RunConfig:
         members=TINY_RECIPES, frames=FRAMES, real_frames=REAL_FRAMES, folds=2,
         pool=PoolConfig(seed=0), fit=FitConfig(steps=4, batch_size=4, seed=0),
         device="cpu", workers=1, cache_root=cache, command="fakewatch train --data toy",
+        ensemble="default",
     )
 
 

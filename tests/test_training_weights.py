@@ -1,4 +1,5 @@
-"""The shipped default ensemble: files, registry entries and model card agree, and the weights load."""
+"""fakewatch's own SBI-trained ensemble: files, registry entries and model card agree, and the
+weights load."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from models.config import DEFAULT_POLICY
 from models.registry import Registry, load_classifier
 from models.training.card import ModelCard
-from models.training.run import CARD_STEM
+from models.training.run import CARD_STEM, ENSEMBLE
 from tests.conftest import REPO_ROOT
 
 WEIGHTS = REPO_ROOT / "weights"
@@ -25,7 +26,7 @@ def card() -> ModelCard:
 def test_card_registry_and_files_agree(card: ModelCard) -> None:
     registry = Registry.load()
     assert [m.model_id for m in card.members] == list(MEMBER_IDS)
-    assert list(registry.ensembles[registry.default_ensemble]) == list(MEMBER_IDS)
+    assert list(registry.ensembles[ENSEMBLE]) == list(MEMBER_IDS)
     for member in card.members:
         entry = registry.models[member.model_id]
         assert registry.check(entry).state == "ok"  # sha256 registered and matching the file
@@ -47,7 +48,7 @@ def test_card_states_out_of_fold_figures_by_family_and_source(card: ModelCard) -
 
 def test_registry_presets_are_the_cards(card: ModelCard) -> None:
     registry = Registry.load()
-    assert registry.presets[registry.default_ensemble].listing() == card.presets
+    assert registry.presets[ENSEMBLE].listing() == card.presets
     assert [p.name for p in card.presets if p.default] == ["balanced"]
     assert card.policy == DEFAULT_POLICY  # presets were fitted on this policy's scores
 

@@ -104,3 +104,54 @@ def _load(registry_path: Path | None):  # -> models.registry.Registry
         return Registry.load(registry_path)
     except FakewatchError as error:
         raise click.ClickException(str(error)) from error
+
+
+@weights.command()
+@click.argument("scores", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--candidate", "candidate_specs", multiple=True, required=True, metavar="NAME=ID[,ID...]",
+              help="A candidate ensemble (repeatable): a name, '=', and the model ids it averages.")
+@click.option("--ensemble", default="default", show_default=True,
+              help="Registry ensemble to point at the chosen candidate.")
+@click.option("--folds", type=click.IntRange(2), default=5, show_default=True,
+              help="Leave-sources-out folds.")
+@registry_option
+def adopt(scores: Path, candidate_specs: tuple[str, ...], ensemble: str, folds: int,
+          registry_path: Path | None) -> None:
+    """Choose among pretrained candidates on SCORES (from `fakewatch eval --compare --scores`),
+    calibrate and set the presets under the leave-sources-out protocol, register the winner as
+    ENSEMBLE and write its card beside the registry.
+
+    Only for checkpoints never trained on the scored clips: their scores must be out of sample.
+    """
+    from models.comparison import load_clip_scores
+    from models.errors import FakewatchError
+    from models.protocol.tables import table
+    from models.training.adopt import adopt as adopt_candidates
+    from models.training.adopt import adoption_card, register_adoption
+    from models.training.adoption_card import write_adoption_card
+    from models.training.run import command_line
+
+    registry = _load(registry_path)
+    candidates: dict[str, list[str]] = {}
+    for spec in candidate_specs:
+        name, _, ids = spec.partition("=")
+        models = [m.strip() for m in ids.split(",") if m.strip()]
+        if not name.strip() or not models:
+            raise click.BadParameter(f"{spec!r} is not NAME=ID[,ID...]", param_hint="--candidate")
+        unknown = [m for m in models if m not in registry.models]
+        if unknown:
+            raise click.BadParameter(f"unknown model ids {unknown}", param_hint="--candidate")
+        candidates[name.strip()] = models
+    if ensemble not in registry.ensembles:
+        raise click.BadParameter(f"no ensemble {ensemble!r} in the registry", param_hint="--ensemble")
+    path = registry_path or registry.directory / "registry.toml"
+    try:
+        adoption = adopt_candidates(load_clip_scores(scores), candidates, folds)
+        card = adoption_card(adoption, candidates, registry, ensemble, command_line())
+        register_adoption(Path(path), ensemble, adoption)
+    except FakewatchError as error:
+        raise click.ClickException(str(error)) from error
+    _, markdown = write_adoption_card(card, Path(path).parent, f"{ensemble}-ensemble")
+    click.echo(table("nested choice", {"all videos": adoption.nested}))
+    click.echo(f"chose {adoption.chosen} ({', '.join(adoption.models)}); registered as '{ensemble}' "
+               f"with presets {[p.name for p in adoption.presets.listing()]}; card {markdown.name}")

@@ -15,8 +15,10 @@ from scipy.optimize import minimize_scalar
 
 from models.training.errors import TrainingDataError
 
-# Search range for T: below 0.05 or above 20 a model is broken, not miscalibrated.
-MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
+# Search range for T: below 0.05 or above 100 a model is broken, not miscalibrated (MesoNet's
+# authors trained with a squared error on the sigmoid, which leaves logits of +-40 on crops it
+# has no real evidence about: its fitted temperatures pass 20).
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 100.0
 
 
 def calibrated(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -44,7 +46,7 @@ def log_loss_at(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray, tem
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, balanced: bool = True) -> float:
-    """The T in [0.05, 20] minimising (class-balanced) log loss of sigmoid(logits / T).
+    """The T in [0.05, 100] minimising (class-balanced) log loss of sigmoid(logits / T).
 
     Args:
         logits: raw model outputs, one per sample.

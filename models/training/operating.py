@@ -68,11 +68,13 @@ def _overall(oof: OutOfFold, faces: list[ClipFaces], temperatures: dict[str, np.
     return protocol_metrics(*_judged(oof, faces, temperatures, policy, max_fpr))
 
 
-def evaluate_protocol(oof: OutOfFold, faces: list[ClipFaces], folds: Sequence[Fold]) -> ProtocolOutcome:
-    """Compare policies, then report the chosen one per family, source, fold, member and preset."""
+def evaluate_protocol(oof: OutOfFold, faces: list[ClipFaces], folds: Sequence[Fold],
+                      candidates: Sequence[str] = POLICY_NAMES) -> ProtocolOutcome:
+    """Compare the `candidates` policies, then report the chosen one per family, source, fold,
+    member and preset."""
     temperatures = crossfit_temperatures(oof, faces)
     default_fpr = PRESET_MAX_FPR[DEFAULT_PRESET]
-    policies = {name: _overall(oof, faces, temperatures, name, default_fpr) for name in POLICY_NAMES}
+    policies = {name: _overall(oof, faces, temperatures, name, default_fpr) for name in candidates}
     policy = max(policies, key=lambda name: (policies[name].auc or 0.0, -policies[name].log_loss))
     fold_files = {
         f"{fold.index}: {', '.join(fold.sources)}": [str(v.path) for v in fold.videos] for fold in folds

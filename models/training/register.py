@@ -103,3 +103,24 @@ def _write_checked(registry_path: Path, original: str, lines: list[str]) -> None
     except ConfigError:
         registry_path.write_text(original, encoding="utf-8")
         raise
+
+
+def update_ensemble_models(registry_path: Path, ensemble: str, models: Sequence[str]) -> None:
+    """Set the ensemble's `models` list, keeping the rest of its table (presets are replaced
+    separately, by `update_ensemble_presets`).
+
+    Raises:
+        ConfigError: no such ensemble table, or a result that does not load.
+    """
+    original = registry_path.read_text(encoding="utf-8")
+    lines = original.splitlines()
+    start, end = _table_span(lines, "ensembles", ensemble)
+    first = next((i for i in range(start + 1, end) if lines[i].split("=", 1)[0].strip() == "models"),
+                 None)
+    if first is None:
+        raise ConfigError(f"[ensembles.{ensemble}] has no models list to replace")
+    last = first
+    while "]" not in lines[last].split("#", 1)[0]:  # a list written over several lines
+        last += 1
+    lines[first:last + 1] = [f"models = {toml_value(list(models))}"]
+    _write_checked(registry_path, original, lines)

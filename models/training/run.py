@@ -58,9 +58,9 @@ from models.training.register import update_ensemble_presets, update_model_entry
 from models.training.top_fit import FitConfig, fit_top
 from models.training.trunk import Trunk
 
-CARD_STEM = "fakewatch-default"
-ENSEMBLE = "default"
-ENSEMBLE_NAME = "fakewatch default ensemble"
+CARD_STEM = "fakewatch-sbi"
+ENSEMBLE = "fakewatch-sbi"
+ENSEMBLE_NAME = "fakewatch SBI-trained ensemble"
 DEFAULT_REAL_FRAMES = 64
 FP16_CHECK_CROPS = 2048  # crops scored to decide whether fp16 weights are harmless
 
@@ -84,6 +84,7 @@ class RunConfig:
         workers: processes extracting faces.
         cache_root: crop cache root (None: the user cache folder).
         command: the command line, recorded in the card.
+        ensemble: the registry ensemble whose presets the run sets.
     """
 
     data_dir: Path
@@ -100,6 +101,7 @@ class RunConfig:
     workers: int = 1
     cache_root: Path | None = None
     command: str = ""
+    ensemble: str = ENSEMBLE
 
 
 def _cpu_name() -> str:
@@ -271,7 +273,7 @@ def _machine_card(device: torch.device, prepared: _Prepared, total_seconds: floa
     )
 
 
-def _register(registry_path: Path, card: ModelCard, outcome: ProtocolOutcome) -> None:
+def _register(registry_path: Path, ensemble: str, card: ModelCard) -> None:
     """Record each member's file and calibration in its table, and the presets in the ensemble's."""
     training_data = (
         f"{card.data.clips} research clips ({card.data.real_clips} real, {card.data.groups} identity "
@@ -284,7 +286,7 @@ def _register(registry_path: Path, card: ModelCard, outcome: ProtocolOutcome) ->
             "temperature": round(member.temperature, 6), "params": member.params,
             "description": member.description, "training_data": training_data,
         })
-    update_ensemble_presets(registry_path, ENSEMBLE, card.presets)
+    update_ensemble_presets(registry_path, ensemble, card.presets)
 
 
 @dataclass(frozen=True)
@@ -352,7 +354,7 @@ def run_training(config: RunConfig, echo: Callable[[str], None] = print) -> Mode
     )
     write_card(card, config.out_dir, CARD_STEM)
     if config.registry_path:
-        _register(config.registry_path, card, outcome)
+        _register(config.registry_path, config.ensemble, card)
         echo(f"registered {', '.join(m.model_id for m in card.members)} and presets in "
              f"{config.registry_path}")
     echo(f"done in {(time.perf_counter() - started) / 60:.1f} min; card {CARD_STEM}.md")

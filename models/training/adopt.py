@@ -1,0 +1,177 @@
+"""Adopt pretrained checkpoints as an ensemble, choosing and calibrating them under the protocol.
+
+Public checkpoints (MesoNet's authors' weights) were never fitted on the research clips, so each
+candidate's raw scores are already out of sample. What is fitted here is the choice among
+candidates, the temperatures, the aggregation policy and the preset thresholds, and each is
+cross-fitted on the leave-sources-out folds (`models.training.operating`) like a trained run:
+
+- the choice is nested: each fold's clips are scored by the candidate with the best AUC on the
+  other folds, so the reported figure pays for having chosen;
+- temperatures and thresholds applied to a fold are fitted on the other folds.
+
+Only then is the overall winner calibrated and thresholded on every clip, for shipping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from models.comparison import ClipScores, video_scores
+from models.config import DEFAULT_POLICY
+from models.datasets import REAL
+from models.protocol.folds import DEFAULT_FOLDS, Fold, leave_sources_out
+from models.protocol.metrics import ProtocolMetrics, VideoScore, protocol_metrics
+from models.registry import Registry, ThresholdPresets
+from models.training.adoption_card import AdoptedMember, AdoptionCard
+from models.training.crossval import ClipFaces, OutOfFold, fold_index, temperature_on
+from models.training.errors import TrainingDataError
+from models.training.operating import ProtocolOutcome, evaluate_protocol, shipped_presets
+from models.training.register import (
+    update_ensemble_models,
+    update_ensemble_presets,
+    update_model_entry,
+)
+
+# Scores hold float64 P(fake) (exact logits up to |36|); beyond, the logit is taken as +-34.5.
+LOGIT_CLIP = 1e-15
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """What `adopt` decided and measured.
+
+    Attributes:
+        chosen: the candidate with the best AUC on every clip (what ships).
+        models: its model ids.
+        nested: the selection-aware figures: each fold scored by the candidate chosen without it.
+        chosen_per_fold: fold index -> candidate chosen on the other folds.
+        candidates: every candidate's AUC on every clip (the service's default policy).
+        outcome: the protocol for the chosen candidate (cross-fitted calibration and presets).
+        temperatures: per model, fitted on every clip (shipped).
+        presets: thresholds fitted on every clip, with their cross-fitted rates.
+        folds: the folds, for the card.
+    """
+
+    chosen: str
+    models: tuple[str, ...]
+    nested: ProtocolMetrics
+    chosen_per_fold: dict[int, str]
+    candidates: dict[str, float]
+    outcome: ProtocolOutcome
+    temperatures: dict[str, float]
+    presets: ThresholdPresets
+    folds: list[Fold]
+
+
+def _logits(probabilities: np.ndarray) -> np.ndarray:
+    p = np.clip(probabilities, LOGIT_CLIP, 1 - LOGIT_CLIP)
+    return np.log(p / (1 - p))
+
+
+def _faces(clips: Sequence[ClipScores]) -> list[ClipFaces]:
+    """The protocol's per-clip faces; the main person is the most-seen identity."""
+    faces = []
+    for clip in clips:
+        assert clip.scores is not None
+        identities = clip.scores.identities
+        ids, counts = np.unique(identities, return_counts=True)
+        faces.append(ClipFaces(clip.video, np.empty(0), identities, identities == ids[np.argmax(counts)]))
+    return faces
+
+
+def _auc(scores: Sequence[VideoScore]) -> float:
+    return float(roc_auc_score([s.label for s in scores], [s.probability for s in scores]))
+
+
+def _nested(clips: Sequence[ClipScores], candidates: dict[str, Sequence[str]], fold_of: np.ndarray,
+            ) -> tuple[ProtocolMetrics, dict[int, str]]:
+    """Each fold scored by the candidate with the best AUC on the other folds."""
+    scored = {name: video_scores(clips, models, DEFAULT_POLICY) for name, models in candidates.items()}
+    held_out: list[VideoScore] = []
+    chosen: dict[int, str] = {}
+    for k in (int(k) for k in np.unique(fold_of)):
+        outside = np.flatnonzero(fold_of != k)
+        best = max(scored, key=lambda name: _auc([scored[name][i] for i in outside]))
+        chosen[k] = best
+        held_out += [scored[best][i] for i in np.flatnonzero(fold_of == k)]
+    return protocol_metrics(held_out, 0.5), chosen
+
+
+def adopt(clips: Sequence[ClipScores], candidates: dict[str, Sequence[str]],
+          folds: int = DEFAULT_FOLDS) -> Adoption:
+    """Choose, calibrate and threshold an ensemble among `candidates` (name -> model ids), all
+    under the service's default aggregation policy (the presets hold for that policy only).
+
+    Raises:
+        TrainingDataError: no clip with a face, one label only, or a candidate model that was not
+            scored on the clips.
+    """
+    usable = [clip for clip in clips if clip.scores is not None]
+    if len({clip.video.label for clip in usable}) < 2:
+        raise TrainingDataError("adoption needs scored clips of both labels")
+    scored_models = set(usable[0].scores.per_model)  # type: ignore[union-attr]
+    missing = sorted({m for models in candidates.values() for m in models} - scored_models)
+    if missing:
+        raise TrainingDataError(f"models {missing} were not scored on these clips")
+    videos = [clip.video for clip in usable]
+    fold_list = leave_sources_out(videos, folds)
+    fold_of = fold_index(videos, fold_list)
+    nested, chosen_per_fold = _nested(usable, candidates, fold_of)
+    everywhere = {name: _auc(video_scores(usable, models, DEFAULT_POLICY))
+                  for name, models in candidates.items()}
+    chosen = max(everywhere, key=everywhere.__getitem__)
+    models = tuple(candidates[chosen])
+    faces = _faces(usable)
+    oof = OutOfFold({m: [_logits(c.scores.per_model[m]) for c in usable] for m in models},  # type: ignore[union-attr]
+                    fold_of)
+    outcome = evaluate_protocol(oof, faces, fold_list, candidates=(DEFAULT_POLICY,))
+    everyone = np.arange(len(usable))
+    temperatures = {m: temperature_on(oof, faces, m, everyone) for m in models}
+    presets = shipped_presets(oof, faces, temperatures, outcome.policy, outcome.presets)
+    return Adoption(chosen, models, nested, chosen_per_fold, everywhere, outcome, temperatures,
+                    presets, fold_list)
+
+
+
+def adoption_card(adoption: Adoption, candidates: dict[str, Sequence[str]], registry: Registry,
+                  ensemble: str, command: str) -> AdoptionCard:
+    """The card recording `adoption` for `ensemble`."""
+    report = adoption.outcome.report
+    videos = [video for fold in adoption.folds for video in fold.videos]
+    return AdoptionCard(
+        name=f"fakewatch ensemble '{ensemble}' (adopted pretrained checkpoints)",
+        created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        command=command, ensemble=ensemble, chosen=adoption.chosen,
+        members=[
+            AdoptedMember(model_id=m, file=registry.models[m].file,
+                          sha256=registry.models[m].sha256 or "unrecorded",
+                          license=registry.models[m].license or "unknown",
+                          training_data=registry.models[m].training_data or "unknown",
+                          temperature=round(adoption.temperatures[m], 6))
+            for m in adoption.models
+        ],
+        policy=adoption.outcome.policy, presets=adoption.presets.listing(),
+        candidates={name: list(models) for name, models in candidates.items()},
+        candidate_auc={name: round(auc, 4) for name, auc in adoption.candidates.items()},
+        chosen_per_fold={str(k): v for k, v in adoption.chosen_per_fold.items()},
+        nested=adoption.nested, protocol=report, preset_protocol=adoption.outcome.presets,
+        crossfit_temperatures=adoption.outcome.temperatures,
+        clips=len(videos), real_clips=sum(v.label == REAL for v in videos),
+        groups=len({v.group for v in videos}),
+        folds={str(fold.index): fold.sources for fold in adoption.folds},
+    )
+
+
+def register_adoption(registry_path: Path, ensemble: str, adoption: Adoption) -> None:
+    """Point `ensemble` at the chosen models, with their temperatures and the presets."""
+    for model_id in adoption.models:
+        update_model_entry(registry_path, model_id,
+                           {"temperature": round(adoption.temperatures[model_id], 6)})
+    update_ensemble_models(registry_path, ensemble, adoption.models)
+    update_ensemble_presets(registry_path, ensemble, adoption.presets.listing())
