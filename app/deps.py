@@ -54,12 +54,23 @@ def _presented_key(request: Request) -> str | None:
     return None
 
 
-def authorize(request: Request, services: ServicesDep) -> str:
-    """Check the API key (when keys are configured) and the rate limit; returns the client id.
+def _is_valid(presented: str, settings: Settings) -> bool:
+    """Compared in constant time against every key, so neither content nor position leaks."""
+    matched = False
+    for key in settings.api_keys:
+        matched |= hmac.compare_digest(presented.encode(), key.get_secret_value().encode())
+    return matched
 
-    Keys are compared in constant time, against every configured key, so neither a key's
-    content nor its position leaks through timing.
-    """
+
+def holds_a_key(request: Request, services: ServicesDep) -> bool:
+    """True when keys are configured and the request presents one: never raises, for routes
+    open to everyone that show more to a key holder."""
+    presented = _presented_key(request)
+    return presented is not None and _is_valid(presented, services.settings)
+
+
+def authorize(request: Request, services: ServicesDep) -> str:
+    """Check the API key (when keys are configured) and the rate limit; returns the client id."""
     keys = services.settings.api_keys
     if keys:
         presented = _presented_key(request)
@@ -71,10 +82,7 @@ def authorize(request: Request, services: ServicesDep) -> str:
                 "Authorization: Bearer <key>",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        matched = False
-        for key in keys:
-            matched |= hmac.compare_digest(presented.encode(), key.get_secret_value().encode())
-        if not matched:
+        if not _is_valid(presented, services.settings):
             raise ApiError(
                 401,
                 "InvalidApiKey",
@@ -98,3 +106,4 @@ def authorize(request: Request, services: ServicesDep) -> str:
 
 
 ClientDep = Annotated[str, Depends(authorize)]
+KeyHolderDep = Annotated[bool, Depends(holds_a_key)]
