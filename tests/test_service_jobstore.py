@@ -25,7 +25,7 @@ from fakewatch.jobs.model import (
 )
 from fakewatch.jobs.redis_store import RedisJobStore
 from fakewatch.jobs.sqlite_store import SqliteJobStore
-from fakewatch.jobs.store import ClaimOutcome, JobStore, WorkerModels
+from fakewatch.jobs.store import ClaimOutcome, InFlightLimit, JobStore, WorkerModels
 from models.config import DetectOptions
 from models.schema import DetectionResult, ModelInfo, VideoInfo
 
@@ -55,7 +55,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
 
 
 def make_job(
-    sha: str = "ab" * 32, frames: int | None = None, *, retention_s: float = RETENTION_S
+    sha: str = "ab" * 32,
+    frames: int | None = None,
+    *,
+    retention_s: float = RETENTION_S,
+    owner: str = "",
 ) -> Job:
     moment = now()
     options = DetectOptions(frames=frames)
@@ -67,8 +71,9 @@ def make_job(
         expires_at=expiry(moment, retention_s),
         options=options,
         upload=UploadInfo(filename="clip.mp4", size=10, sha256=sha, media="video", container="mp4"),
+        owner=owner,
         upload_key="uploads/clip.mp4",
-        dedup_key=dedup_key(sha, options, None),
+        dedup_key=dedup_key(sha, options, None, owner),
         task_id=new_id(),
     )
 
@@ -224,6 +229,28 @@ def test_listing_is_newest_first_paginated_and_filtered(store: JobStore) -> None
     counts = store.count_by_status()
     assert counts[JobStatus.queued] == 4 and counts[JobStatus.running] == 1
     assert counts[JobStatus.succeeded] == 0
+
+
+def test_owners_list_and_dedup_apart_and_are_limited_in_flight(store: JobStore) -> None:
+    alice, created = store.create(make_job(owner="key:alice"), in_flight_limit=2)
+    assert created
+    bobs, created = store.create(make_job(owner="key:bob"), in_flight_limit=2)
+    assert created and bobs.id != alice.id  # same bytes and options, another owner
+    store.create(make_job(frames=4, owner="key:alice"), in_flight_limit=2)
+    with pytest.raises(InFlightLimit):
+        store.create(make_job(frames=5, owner="key:alice"), in_flight_limit=2)
+    same, created = store.create(make_job(owner="key:alice"), in_flight_limit=2)
+    assert not created and same.id == alice.id  # reusing a job is not a new one in flight
+    assert store.list(owner="key:bob").total == 1
+    assert store.list(JobStatus.queued, owner="key:alice").total == 2
+    assert store.list().total == 3
+    store.fail(alice.id, JobError(type="VideoError", message="bad"), RETENTION_S)
+    assert store.list(JobStatus.failed, owner="key:alice").total == 1
+    assert store.list(JobStatus.queued, owner="key:alice").total == 1
+    _, created = store.create(make_job(frames=5, owner="key:alice"), in_flight_limit=2)
+    assert created
+    store.delete(bobs.id)
+    assert store.list(owner="key:bob").total == 0 and store.list().total == 3
 
 
 def test_delete_removes_record_and_dedup(store: JobStore) -> None:

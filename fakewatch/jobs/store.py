@@ -51,6 +51,14 @@ class JobPage:
     total: int
 
 
+class InFlightLimit(Exception):
+    """The owner already has as many jobs queued or running as it may."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} jobs already queued or running for this client")
+        self.limit = limit
+
+
 class ClaimOutcome(StrEnum):
     claimed = "claimed"
     skipped = "skipped"  # gone, finished, or another live worker holds it
@@ -80,8 +88,12 @@ class JobStore(abc.ABC):
     # Backend primitives ------------------------------------------------------------------
 
     @abc.abstractmethod
-    def create(self, job: Job) -> tuple[Job, bool]:
-        """Insert `job`, unless a reusable job has its dedup key: then return that one, False."""
+    def create(self, job: Job, in_flight_limit: int | None = None) -> tuple[Job, bool]:
+        """Insert `job`, unless a reusable job has its dedup key: then return that one, False.
+
+        Raises InFlightLimit, atomically with the insert, when `job.owner` already has
+        `in_flight_limit` jobs queued or running.
+        """
 
     @abc.abstractmethod
     def get(self, job_id: str) -> Job | None: ...
@@ -98,8 +110,14 @@ class JobStore(abc.ABC):
         """Remove the record; returns what was removed."""
 
     @abc.abstractmethod
-    def list(self, status: JobStatus | None = None, limit: int = 20, offset: int = 0) -> JobPage:
-        """Newest first."""
+    def list(
+        self,
+        status: JobStatus | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        owner: str | None = None,
+    ) -> JobPage:
+        """Newest first; only `owner`'s jobs when given (None: everyone's, for housekeeping)."""
 
     @abc.abstractmethod
     def due_ids(self, moment: datetime) -> list[str]:
