@@ -31,6 +31,9 @@ MAX_DURATION_S = 30 * 60
 MAX_SIDE_PX = 2560
 # Enough for one client's parallel uploads; beyond it one key's backlog would hold up everyone's.
 MAX_JOBS_IN_FLIGHT_PER_KEY = 10
+# Far longer than a healthy queue waits (a GPU worker clears a short clip in seconds), short
+# enough that a lost message is noticed within the quarter hour.
+QUEUE_TIMEOUT_S = 15 * 60
 MIN_API_KEY_LENGTH = 16  # shorter keys can be guessed by a patient client under the rate limit
 WEBHOOK_SECRET_FILE = "webhook-secret"
 WEBHOOK_SECRET_BYTES = 32  # HMAC-SHA256 key as long as its output
@@ -115,6 +118,13 @@ class Settings(BaseSettings):
         default=60, gt=0, description="A running job whose worker was silent this long is requeued."
     )
     sweep_interval_s: float = Field(default=10, gt=0)
+    queue_timeout_s: float = Field(
+        default=QUEUE_TIMEOUT_S,
+        gt=0,
+        description="A queued job no worker took this long after its message was sent is sent "
+        "again (its message may be lost), and fails after max_queue_sends sends.",
+    )
+    max_queue_sends: int = Field(default=3, ge=1)
 
     # Webhooks.
     webhook_secret: SecretStr | None = None

@@ -14,6 +14,7 @@ from app.errors import STORE_ERRORS, ApiError, error_responses
 from app.intake import DetectRequest, Media, inspect_media, parse_request
 from app.services import Services
 from app.uploads import FILE_FIELD, ReceivedUpload, receive_upload
+from fakewatch.jobs import queue_timeouts
 from fakewatch.jobs.model import (
     Job,
     JobError,
@@ -168,7 +169,12 @@ async def submit(
 def _store(services: Services, job: Job) -> tuple[Job, bool]:
     settings = services.settings
     try:
-        return services.store.create(job, settings.in_flight_limit())
+        return services.store.submit(
+            job,
+            in_flight_limit=settings.in_flight_limit(),
+            timeouts=queue_timeouts(settings),
+            retention_s=settings.retention_s,
+        )
     except InFlightLimit as error:
         delete_upload(settings, job.upload_key)
         raise ApiError(
@@ -195,3 +201,4 @@ def _queue(services: Services, job: Job) -> None:
         raise ApiError(
             503, "BrokerUnavailable", "the job queue is unreachable; retry in a minute"
         ) from error
+    services.store.mark_sent(job.id, job.task_id)  # a worker may have claimed it already

@@ -100,6 +100,10 @@ class Job(JobView):
     task_id: str
     worker: str | None = None
     heartbeat_at: datetime | None = None
+    sent_at: datetime | None = Field(
+        default=None, description="When its current message was sent; None: not sent yet."
+    )
+    sends: int = Field(default=0, description="Messages sent since it last became queued.")
 
     def view(self) -> JobView:
         return JobView.model_validate(self.model_dump(include=set(JobView.model_fields)))

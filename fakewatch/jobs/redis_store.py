@@ -56,23 +56,35 @@ class RedisJobStore(JobStore):
 
     # Primitives --------------------------------------------------------------------------
 
-    def create(self, job: Job, in_flight_limit: int | None = None) -> tuple[Job, bool]:
+    def create(
+        self,
+        job: Job,
+        in_flight_limit: int | None = None,
+        supersede: Mutation | None = None,
+    ) -> tuple[Job, bool]:
         dedup = self._dedup(job.dedup_key)
         in_flight = [self._status(status, job.owner) for status in sorted(IN_FLIGHT)]
         with self._redis.pipeline() as pipe:
             while True:
                 try:
                     pipe.watch(dedup, *in_flight)
+                    current, replacement = None, None
                     existing_id = pipe.get(dedup)
                     if existing_id is not None:
+                        pipe.watch(self._job(existing_id.decode()))
                         raw = pipe.get(self._job(existing_id.decode()))
-                        if raw is not None:
+                        current = None if raw is None else Job.model_validate_json(raw)
+                    if current is not None:
+                        replacement = supersede(current) if supersede is not None else None
+                        if replacement is None:
                             pipe.unwatch()
-                            return Job.model_validate_json(raw), False
+                            return current, False
                     if self._full(pipe, in_flight, in_flight_limit):
                         pipe.unwatch()
                         raise InFlightLimit(in_flight_limit)
                     pipe.multi()
+                    if current is not None and replacement is not None:
+                        self._write(pipe, current, replacement)  # drops its dedup entry first
                     self._write(pipe, None, job)
                     pipe.execute()
                     return job, True

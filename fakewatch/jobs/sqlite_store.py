@@ -86,14 +86,23 @@ class SqliteJobStore(JobStore):
             job.model_dump_json(),
         )
 
-    def create(self, job: Job, in_flight_limit: int | None = None) -> tuple[Job, bool]:
+    def create(
+        self,
+        job: Job,
+        in_flight_limit: int | None = None,
+        supersede: Mutation | None = None,
+    ) -> tuple[Job, bool]:
         with self._transaction() as db:
             existing = db.execute(
                 f"SELECT body FROM jobs WHERE dedup_key = ? AND status IN ({_REUSABLE_SQL})",
                 (job.dedup_key,),
             ).fetchone()
             if existing is not None:
-                return Job.model_validate_json(existing[0]), False
+                current = Job.model_validate_json(existing[0])
+                replacement = supersede(current) if supersede is not None else None
+                if replacement is None:
+                    return current, False
+                self._update(db, replacement)
             if in_flight_limit is not None:
                 (in_flight,) = db.execute(
                     f"SELECT COUNT(*) FROM jobs WHERE {OWNER_SQL} = ? "
@@ -118,12 +127,15 @@ class SqliteJobStore(JobStore):
             changed = change(job)
             if changed is None:
                 return job, False
-            db.execute(
-                "UPDATE jobs SET status = ?, created_at = ?, expires_at = ?, dedup_key = ?, "
-                "body = ? WHERE id = ?",
-                (*self._row(changed)[1:], job_id),
-            )
+            self._update(db, changed)
         return changed, True
+
+    def _update(self, db: sqlite3.Connection, job: Job) -> None:
+        db.execute(
+            "UPDATE jobs SET status = ?, created_at = ?, expires_at = ?, dedup_key = ?, "
+            "body = ? WHERE id = ?",
+            (*self._row(job)[1:], job.id),
+        )
 
     def delete(self, job_id: str) -> Job | None:
         with self._transaction() as db:
