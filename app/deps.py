@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+from dataclasses import dataclass
 from typing import Annotated
 
 from celery import Celery
@@ -16,7 +17,9 @@ from fakewatch.jobs import JobStore
 from fakewatch.settings import Settings
 
 API_KEY_HEADER = "x-api-key"
+NO_KEYS_OWNER = ""  # without keys there is one tenant: everyone sees every job
 BEARER = "bearer "
+KEY_ID_HEX = 16  # 64 bits of the key's sha256: unique per key, and says nothing about it
 
 
 def get_services(request: Request) -> Services:
@@ -54,11 +57,35 @@ def _presented_key(request: Request) -> str | None:
     return None
 
 
-def authorize(request: Request, services: ServicesDep) -> str:
-    """Check the API key (when keys are configured) and the rate limit; returns the client id.
+def _is_valid(presented: str, settings: Settings) -> bool:
+    """Compared in constant time against every key, so neither content nor position leaks."""
+    matched = False
+    for key in settings.api_keys:
+        matched |= hmac.compare_digest(presented.encode(), key.get_secret_value().encode())
+    return matched
 
-    Keys are compared in constant time, against every configured key, so neither a key's
-    content nor its position leaks through timing.
+
+def holds_a_key(request: Request, services: ServicesDep) -> bool:
+    """True when keys are configured and the request presents one: never raises, for routes
+    open to everyone that show more to a key holder."""
+    presented = _presented_key(request)
+    return presented is not None and _is_valid(presented, services.settings)
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is calling: `rate_key` counts their requests, `owner` is stamped on their jobs."""
+
+    rate_key: str
+    owner: str
+
+
+def authorize(request: Request, services: ServicesDep) -> Client:
+    """Check the API key (when keys are configured) and the rate limit.
+
+    With keys, a key's id (a hash of it, never the key) is both its rate-limit bucket and the
+    owner of its jobs; without keys, requests are limited per address and all jobs share one
+    owner.
     """
     keys = services.settings.api_keys
     if keys:
@@ -71,20 +98,19 @@ def authorize(request: Request, services: ServicesDep) -> str:
                 "Authorization: Bearer <key>",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        matched = False
-        for key in keys:
-            matched |= hmac.compare_digest(presented.encode(), key.get_secret_value().encode())
-        if not matched:
+        if not _is_valid(presented, services.settings):
             raise ApiError(
                 401,
                 "InvalidApiKey",
                 "the API key is not valid: check it for typos or ask the operator for a new one",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        client = "key:" + hashlib.sha256(presented.encode()).hexdigest()[:16]
+        key_id = "key:" + hashlib.sha256(presented.encode()).hexdigest()[:KEY_ID_HEX]
+        client = Client(rate_key=key_id, owner=key_id)
     else:
-        client = "ip:" + (request.client.host if request.client else "unknown")
-    retry_after = services.limiter.hit(client)
+        address = request.client.host if request.client else "unknown"
+        client = Client(rate_key="ip:" + address, owner=NO_KEYS_OWNER)
+    retry_after = services.limiter.hit(client.rate_key)
     if retry_after is not None:
         seconds = max(1, math.ceil(retry_after))
         raise ApiError(
@@ -97,4 +123,5 @@ def authorize(request: Request, services: ServicesDep) -> str:
     return client
 
 
-ClientDep = Annotated[str, Depends(authorize)]
+ClientDep = Annotated[Client, Depends(authorize)]
+KeyHolderDep = Annotated[bool, Depends(holds_a_key)]

@@ -1,4 +1,5 @@
-"""What the routes share for the life of the app: settings, job store, queue, rate limiter."""
+"""What the routes share for the life of the app: settings, job store, queue, rate limiter,
+readiness probe."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from urllib.parse import urlsplit
 from celery import Celery
 
 from app.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, Unlimited
+from app.readiness import ReadinessProbe
 from fakewatch.jobs import JobStore, open_store
 from fakewatch.jobs.queue import make_celery
 from fakewatch.settings import Settings
@@ -21,6 +23,7 @@ class Services:
     store: JobStore
     queue: Celery
     limiter: RateLimiter
+    readiness: ReadinessProbe
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -30,9 +33,11 @@ class Services:
             store=open_store(settings),
             queue=make_celery(settings, GATEWAY_NAME),
             limiter=_limiter(settings),
+            readiness=ReadinessProbe(settings),
         )
 
     def close(self) -> None:
+        self.readiness.close()
         self.store.close()
         self.queue.close()
 

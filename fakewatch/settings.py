@@ -29,6 +29,11 @@ ENV_PREFIX = "FAKEWATCH_"
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 MAX_DURATION_S = 30 * 60
 MAX_SIDE_PX = 2560
+# Enough for one client's parallel uploads; beyond it one key's backlog would hold up everyone's.
+MAX_JOBS_IN_FLIGHT_PER_KEY = 10
+# Far longer than a healthy queue waits (a GPU worker clears a short clip in seconds), short
+# enough that a lost message is noticed within the quarter hour.
+QUEUE_TIMEOUT_S = 15 * 60
 MIN_API_KEY_LENGTH = 16  # shorter keys can be guessed by a patient client under the rate limit
 WEBHOOK_SECRET_FILE = "webhook-secret"
 WEBHOOK_SECRET_BYTES = 32  # HMAC-SHA256 key as long as its output
@@ -94,6 +99,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated; empty means no authentication."
     )
     rate_limit_per_minute: int = Field(default=120, ge=0, description="Per API key; 0 disables.")
+    max_jobs_in_flight_per_key: int = Field(
+        default=MAX_JOBS_IN_FLIGHT_PER_KEY,
+        ge=0,
+        description="Jobs one API key may have queued or running (with keys set); 0 disables.",
+    )
 
     # Jobs.
     retention_s: int = Field(
@@ -108,6 +118,13 @@ class Settings(BaseSettings):
         default=60, gt=0, description="A running job whose worker was silent this long is requeued."
     )
     sweep_interval_s: float = Field(default=10, gt=0)
+    queue_timeout_s: float = Field(
+        default=QUEUE_TIMEOUT_S,
+        gt=0,
+        description="A queued job no worker took this long after its message was sent is sent "
+        "again (its message may be lost), and fails after max_queue_sends sends.",
+    )
+    max_queue_sends: int = Field(default=3, ge=1)
 
     # Webhooks.
     webhook_secret: SecretStr | None = None
@@ -214,6 +231,13 @@ class Settings(BaseSettings):
         if self.embedded:
             for name in ("queue", "control", "processed"):
                 (self.broker_dir / name).mkdir(parents=True, exist_ok=True)
+
+    def in_flight_limit(self) -> int | None:
+        """The per-key limit on jobs in flight, or None where it does not apply (no keys: one
+        tenant, or the limit switched off)."""
+        if not self.api_keys or self.max_jobs_in_flight_per_key == 0:
+            return None
+        return self.max_jobs_in_flight_per_key
 
     # Detection ---------------------------------------------------------------------------
 

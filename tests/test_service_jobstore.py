@@ -25,7 +25,13 @@ from fakewatch.jobs.model import (
 )
 from fakewatch.jobs.redis_store import RedisJobStore
 from fakewatch.jobs.sqlite_store import SqliteJobStore
-from fakewatch.jobs.store import ClaimOutcome, JobStore, WorkerModels
+from fakewatch.jobs.store import (
+    ClaimOutcome,
+    InFlightLimit,
+    JobStore,
+    QueueTimeouts,
+    WorkerModels,
+)
 from models.config import DetectOptions
 from models.schema import DetectionResult, ModelInfo, VideoInfo
 
@@ -55,7 +61,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
 
 
 def make_job(
-    sha: str = "ab" * 32, frames: int | None = None, *, retention_s: float = RETENTION_S
+    sha: str = "ab" * 32,
+    frames: int | None = None,
+    *,
+    retention_s: float = RETENTION_S,
+    owner: str = "",
 ) -> Job:
     moment = now()
     options = DetectOptions(frames=frames)
@@ -67,8 +77,9 @@ def make_job(
         expires_at=expiry(moment, retention_s),
         options=options,
         upload=UploadInfo(filename="clip.mp4", size=10, sha256=sha, media="video", container="mp4"),
+        owner=owner,
         upload_key="uploads/clip.mp4",
-        dedup_key=dedup_key(sha, options, None),
+        dedup_key=dedup_key(sha, options, None, owner),
         task_id=new_id(),
     )
 
@@ -194,6 +205,64 @@ def test_sweeper_requeues_silent_jobs_then_fails_them(store: JobStore) -> None:
     )
 
 
+TIMEOUTS = QueueTimeouts(queue_timeout_s=60.0, max_sends=2, stale_after_s=STALE_S)
+OVERDUE = QueueTimeouts(queue_timeout_s=0.0, max_sends=2, stale_after_s=0.0, unsent_grace_s=0.0)
+
+
+def test_queued_jobs_no_worker_took_are_sent_again_then_fail(store: JobStore) -> None:
+    """A lost message (broker flushed, failed over, or acked without a claim) cannot leave a
+    job queued until it expires: it is re-sent under a new task id, then failed with a reason."""
+    job, _ = store.create(make_job())
+    assert store.reconcile_queued(TIMEOUTS, RETENTION_S) == ([], [])  # just created: in flight
+    assert store.mark_sent(job.id, job.task_id)
+    assert not store.mark_sent(job.id, "another-task")
+    assert store.reconcile_queued(TIMEOUTS, RETENTION_S) == ([], [])  # sent recently
+    (resent,), failed = store.reconcile_queued(OVERDUE, RETENTION_S)
+    assert failed == [] and resent.task_id != job.task_id and resent.status == JobStatus.queued
+    assert store.mark_sent(job.id, resent.task_id) and store.get(job.id).sends == 2
+    resent_again, (gave_up,) = store.reconcile_queued(OVERDUE, RETENTION_S)
+    assert resent_again == [] and gave_up.status == JobStatus.failed
+    assert gave_up.error.type == "QueueTimeout" and "2 sends" in gave_up.error.message
+
+
+def test_a_job_whose_message_never_left_is_sent_after_a_grace(store: JobStore) -> None:
+    """The broker was down when the sweeper requeued it: the next sweep sends it, not Redis's
+    visibility timeout an hour later."""
+    job, _ = store.create(make_job())
+    claim(store, job, "t1")
+    (requeued,), _ = store.requeue_stale(stale_after_s=0.0, max_attempts=3, retention_s=RETENTION_S)
+    assert requeued.sent_at is None and requeued.sends == 0
+    (to_send,), failed = store.reconcile_queued(OVERDUE, RETENTION_S)
+    assert failed == [] and to_send.task_id != requeued.task_id
+
+
+def test_an_identical_upload_never_joins_a_job_that_stopped_progressing(store: JobStore) -> None:
+    stuck, _ = store.create(make_job())
+    store.mark_sent(stuck.id, stuck.task_id)
+    same, created = store.submit(
+        make_job(), in_flight_limit=None, timeouts=TIMEOUTS, retention_s=RETENTION_S
+    )
+    assert not created and same.id == stuck.id  # still on its way to a worker
+    fresh, created = store.submit(
+        make_job(), in_flight_limit=None, timeouts=OVERDUE, retention_s=RETENTION_S
+    )
+    assert created and fresh.id != stuck.id
+    old = store.get(stuck.id)
+    assert old.status == JobStatus.failed and old.error.type == "Superseded"
+    assert fresh.id in old.error.message
+    again, created = store.submit(
+        make_job(), in_flight_limit=None, timeouts=TIMEOUTS, retention_s=RETENTION_S
+    )
+    assert not created and again.id == fresh.id  # the dedup index follows the new job
+    claim(store, fresh, "t1")
+    newest, created = store.submit(
+        make_job(), in_flight_limit=None, timeouts=OVERDUE, retention_s=RETENTION_S
+    )
+    assert created and newest.id != fresh.id
+    assert store.get(fresh.id).error.type == "Superseded"  # its worker went silent
+    assert store.list(JobStatus.queued).total == 1
+
+
 def test_expiry_drops_results_then_purges_records(store: JobStore) -> None:
     job, _ = store.create(make_job(retention_s=0.01))
     running, _ = store.create(make_job(frames=2, retention_s=0.01))
@@ -224,6 +293,28 @@ def test_listing_is_newest_first_paginated_and_filtered(store: JobStore) -> None
     counts = store.count_by_status()
     assert counts[JobStatus.queued] == 4 and counts[JobStatus.running] == 1
     assert counts[JobStatus.succeeded] == 0
+
+
+def test_owners_list_and_dedup_apart_and_are_limited_in_flight(store: JobStore) -> None:
+    alice, created = store.create(make_job(owner="key:alice"), in_flight_limit=2)
+    assert created
+    bobs, created = store.create(make_job(owner="key:bob"), in_flight_limit=2)
+    assert created and bobs.id != alice.id  # same bytes and options, another owner
+    store.create(make_job(frames=4, owner="key:alice"), in_flight_limit=2)
+    with pytest.raises(InFlightLimit):
+        store.create(make_job(frames=5, owner="key:alice"), in_flight_limit=2)
+    same, created = store.create(make_job(owner="key:alice"), in_flight_limit=2)
+    assert not created and same.id == alice.id  # reusing a job is not a new one in flight
+    assert store.list(owner="key:bob").total == 1
+    assert store.list(JobStatus.queued, owner="key:alice").total == 2
+    assert store.list().total == 3
+    store.fail(alice.id, JobError(type="VideoError", message="bad"), RETENTION_S)
+    assert store.list(JobStatus.failed, owner="key:alice").total == 1
+    assert store.list(JobStatus.queued, owner="key:alice").total == 1
+    _, created = store.create(make_job(frames=5, owner="key:alice"), in_flight_limit=2)
+    assert created
+    store.delete(bobs.id)
+    assert store.list(owner="key:bob").total == 0 and store.list().total == 3
 
 
 def test_delete_removes_record_and_dedup(store: JobStore) -> None:

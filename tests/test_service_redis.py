@@ -218,6 +218,28 @@ def test_undecodable_upload_fails_at_the_worker_without_retry(
     assert "notes.mp4" in done["error"]["message"]
 
 
+def test_a_job_whose_message_was_lost_is_sent_again_and_succeeds(
+    redis_deployment: Deployment, service_video: Path
+) -> None:
+    """Redis without persistence restarted (or was flushed) after the job was sent: the
+    gateway's sweeper notices nobody took it within the queue timeout and sends it again."""
+    impatient = Deployment(
+        values={**redis_deployment.values, "queue_timeout_s": 2}, prefix=redis_deployment.prefix
+    )
+    settings = impatient.settings()
+    data = service_video.read_bytes()
+    with impatient.gateway() as client:
+        services = client.app.state.services  # type: ignore[attr-defined]
+        job = queued_job(settings, data, service_video.name)
+        job = job.model_copy(update={"dedup_key": new_id()})  # not the other tests' job
+        settings.upload_path(job.upload_key).parent.mkdir(parents=True)
+        settings.upload_path(job.upload_key).write_bytes(data)
+        assert services.store.create(job)[1]
+        assert services.store.mark_sent(job.id, job.task_id)  # the message is then lost
+        done = wait_for_job(client, job.id, FINAL)
+    assert done["status"] == "succeeded" and done["attempts"] == 1, done
+
+
 def queued_job(settings: Settings, data: bytes, filename: str) -> Job:
     """A job record as the gateway writes it, for bytes the gateway never inspected."""
     sha = hashlib.sha256(data).hexdigest()

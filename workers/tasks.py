@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
+import time
 from pathlib import Path
 
+import redis
 from celery import Task
+from celery.exceptions import Reject
 
+from fakewatch.jobs import JobStore
 from fakewatch.jobs.model import Job, JobError
 from fakewatch.jobs.names import DETECT_TASK, WEBHOOK_TASK
-from fakewatch.jobs.store import ClaimOutcome
+from fakewatch.jobs.store import Claim, ClaimOutcome
 from models.errors import FakewatchError
 from workers import runtime
 from workers.celery_app import celery, settings
@@ -22,6 +27,10 @@ from workers.guard import JobGuard, JobLost
 
 log = logging.getLogger(__name__)
 HASH_CHUNK = 1024 * 1024
+# Backoff while the job store is unreachable at claim time: about half a minute in all, then
+# the message goes back to the queue (the sweeper re-sends it later if it is lost).
+CLAIM_RETRY_PAUSES_S = (1.0, 2.0, 4.0, 8.0, 15.0)
+STORE_ERRORS = (redis.RedisError, sqlite3.Error, OSError)
 
 
 class UploadError(FakewatchError):
@@ -52,19 +61,34 @@ def _notify(job: Job | None) -> None:
         celery.send_task(WEBHOOK_TASK, args=[job.id])
 
 
+def _claim_or_requeue(store: JobStore, job_id: str, task_id: str) -> Claim:
+    """Claim the job, riding out a short job-store outage; past that, hand the message back to
+    the broker (never acknowledge a message whose job was not claimed)."""
+    pauses = iter(CLAIM_RETRY_PAUSES_S)
+    while True:
+        try:
+            return store.claim(
+                job_id,
+                task_id,
+                runtime.holder.worker,
+                max_attempts=settings.max_attempts,
+                stale_after_s=settings.stale_after_s,
+                retention_s=settings.retention_s,
+            )
+        except STORE_ERRORS as error:
+            pause = next(pauses, None)
+            if pause is None:
+                log.warning("job %s: job store unreachable, message requeued: %s", job_id, error)
+                raise Reject(f"job store unreachable: {error}", requeue=True) from error
+            time.sleep(pause)
+
+
 @celery.task(name=DETECT_TASK, bind=True)
 def detect(self: Task, job_id: str, upload_key: str, sha256: str) -> str:
     """Returns what happened (for logs and Flower); the job store holds the real outcome."""
     store = runtime.store()
     task_id = self.request.id
-    claim = store.claim(
-        job_id,
-        task_id,
-        runtime.holder.worker,
-        max_attempts=settings.max_attempts,
-        stale_after_s=settings.stale_after_s,
-        retention_s=settings.retention_s,
-    )
+    claim = _claim_or_requeue(store, job_id, task_id)
     if claim.outcome is ClaimOutcome.exhausted:
         log.warning("job %s failed: attempts exhausted", job_id)
         _notify(claim.job)

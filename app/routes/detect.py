@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from kombu.exceptions import KombuError
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import ServicesDep, authorize
+from app.deps import ClientDep, ServicesDep, authorize
 from app.dispatch import send_detect
 from app.errors import STORE_ERRORS, ApiError, error_responses
 from app.intake import DetectRequest, Media, inspect_media, parse_request
 from app.services import Services
 from app.uploads import FILE_FIELD, ReceivedUpload, receive_upload
+from fakewatch.jobs import queue_timeouts
 from fakewatch.jobs.model import (
     Job,
     JobError,
@@ -26,6 +27,7 @@ from fakewatch.jobs.model import (
     new_id,
     now,
 )
+from fakewatch.jobs.store import InFlightLimit
 from fakewatch.jobs.uploads import delete_upload, upload_key
 from fakewatch.settings import Settings
 from fakewatch.webhook_targets import ForbiddenTarget, check_webhook_target
@@ -33,6 +35,7 @@ from models.config import POLICY_NAMES, PRESET_NAMES
 
 router = APIRouter(tags=["detect"], dependencies=[Depends(authorize)])
 INCOMING = "incoming"
+IN_FLIGHT_RETRY_AFTER_S = 10  # a short job's time: when one of the client's jobs may have ended
 
 
 REQUEST_BODY = {
@@ -84,7 +87,7 @@ def _check_callback(url: str, settings: Settings) -> None:
 
 
 def _new_job(
-    upload: ReceivedUpload, media: Media, request: DetectRequest, settings: Settings
+    upload: ReceivedUpload, media: Media, request: DetectRequest, settings: Settings, owner: str
 ) -> Job:
     job_id, moment = new_id(), now()
     webhook = WebhookDelivery(url=request.callback_url) if request.callback_url else None
@@ -103,8 +106,9 @@ def _new_job(
             container=media.container,
         ),
         webhook=webhook,
+        owner=owner,
         upload_key=upload_key(job_id, upload.path.name),
-        dedup_key=dedup_key(upload.sha256, request.options, request.callback_url),
+        dedup_key=dedup_key(upload.sha256, request.options, request.callback_url, owner),
         task_id=new_id(),
     )
 
@@ -125,7 +129,9 @@ def _known_models(services: Services) -> set[str] | None:
     },
     openapi_extra={"requestBody": REQUEST_BODY},
 )
-async def submit(request: Request, response: Response, services: ServicesDep) -> JobView:
+async def submit(
+    request: Request, response: Response, services: ServicesDep, client: ClientDep
+) -> JobView:
     """Stream the upload to disk, check it, and queue it. Answers 202 and `Location: /jobs/{id}`;
     identical bytes with identical options answer 200 with the existing job instead."""
     settings = services.settings
@@ -144,7 +150,7 @@ async def submit(request: Request, response: Response, services: ServicesDep) ->
         if detect_request.callback_url:
             await run_in_threadpool(_check_callback, detect_request.callback_url, settings)
         media = await run_in_threadpool(inspect_media, upload, settings)
-        job = _new_job(upload, media, detect_request, settings)
+        job = _new_job(upload, media, detect_request, settings, client.owner)
         destination = settings.upload_path(job.upload_key)
         destination.parent.mkdir(parents=True)
         shutil.move(upload.path, destination)
@@ -161,10 +167,25 @@ async def submit(request: Request, response: Response, services: ServicesDep) ->
 
 
 def _store(services: Services, job: Job) -> tuple[Job, bool]:
+    settings = services.settings
     try:
-        return services.store.create(job)
+        return services.store.submit(
+            job,
+            in_flight_limit=settings.in_flight_limit(),
+            timeouts=queue_timeouts(settings),
+            retention_s=settings.retention_s,
+        )
+    except InFlightLimit as error:
+        delete_upload(settings, job.upload_key)
+        raise ApiError(
+            429,
+            "TooManyJobsInFlight",
+            f"this API key already has {error.limit} jobs queued or running; wait for one to "
+            "finish (GET /jobs?status=running) and submit again",
+            headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
+        ) from error
     except STORE_ERRORS:
-        delete_upload(services.settings, job.upload_key)  # no record will point at it
+        delete_upload(settings, job.upload_key)  # no record will point at it
         raise
 
 
@@ -180,3 +201,4 @@ def _queue(services: Services, job: Job) -> None:
         raise ApiError(
             503, "BrokerUnavailable", "the job queue is unreachable; retry in a minute"
         ) from error
+    services.store.mark_sent(job.id, job.task_id)  # a worker may have claimed it already

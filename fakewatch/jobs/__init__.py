@@ -9,11 +9,20 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fakewatch.jobs.model import Job, JobError, JobStatus, JobSummary, JobView
-from fakewatch.jobs.store import JobStore
+from fakewatch.jobs.store import JobStore, QueueTimeouts
 from fakewatch.settings import Settings
 from models.errors import ConfigError
 
-__all__ = ["Job", "JobError", "JobStatus", "JobStore", "JobSummary", "JobView", "open_store"]
+__all__ = [
+    "Job",
+    "JobError",
+    "JobStatus",
+    "JobStore",
+    "JobSummary",
+    "JobView",
+    "open_store",
+    "queue_timeouts",
+]
 
 
 def open_store(settings: Settings) -> JobStore:
@@ -31,4 +40,13 @@ def open_store(settings: Settings) -> JobStore:
     raise ConfigError(
         f"unsupported job store URL scheme {scheme!r}: use sqlite:///path/jobs.sqlite or "
         "redis://host:6379/0"
+    )
+
+
+def queue_timeouts(settings: Settings) -> QueueTimeouts:
+    """When the settings consider a job stuck (see `JobStore.reconcile_queued`)."""
+    return QueueTimeouts(
+        queue_timeout_s=settings.queue_timeout_s,
+        max_sends=settings.max_queue_sends,
+        stale_after_s=settings.stale_after_s,
     )

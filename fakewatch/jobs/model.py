@@ -31,6 +31,8 @@ class JobStatus(StrEnum):
 # expired job is worth trying again.
 REUSABLE = frozenset({JobStatus.queued, JobStatus.running, JobStatus.succeeded})
 FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed})
+# Jobs a worker still has to take or finish: what the per-key limit on jobs in flight counts.
+IN_FLIGHT = frozenset({JobStatus.queued, JobStatus.running})
 
 
 class Progress(BaseModel):
@@ -90,11 +92,18 @@ class JobView(JobSummary):
 class Job(JobView):
     """The stored record: the public view plus the bookkeeping the service needs."""
 
+    owner: str = Field(
+        default="", description="Who created it: an API key's id; empty when keys are off."
+    )
     upload_key: str = Field(description="Upload path relative to the data directory.")
     dedup_key: str
     task_id: str
     worker: str | None = None
     heartbeat_at: datetime | None = None
+    sent_at: datetime | None = Field(
+        default=None, description="When its current message was sent; None: not sent yet."
+    )
+    sends: int = Field(default=0, description="Messages sent since it last became queued.")
 
     def view(self) -> JobView:
         return JobView.model_validate(self.model_dump(include=set(JobView.model_fields)))
@@ -111,12 +120,16 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def dedup_key(sha256: str, options: DetectOptions, callback_url: str | None) -> str:
-    """Same bytes, same options and same callback: the same job (see docs/service.md)."""
+def dedup_key(
+    sha256: str, options: DetectOptions, callback_url: str | None, owner: str = ""
+) -> str:
+    """Same owner, bytes, options and callback: the same job (see docs/service.md). The owner
+    is part of it so one client never receives another's job by uploading the same bytes."""
     canonical = options.model_dump(exclude_none=True)
     if "models" in canonical:
         canonical["models"] = sorted(canonical["models"])
     canonical["callback_url"] = callback_url
+    canonical["owner"] = owner
     digest = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
     return f"{sha256}:{digest}"
 

@@ -1,7 +1,7 @@
 """Redis job store for production: every gateway and worker host shares it.
 
 Layout under the key prefix: `job:<id>` (JSON), sorted sets `jobs` and `status:<status>` (by
-creation time) and `expires` (by expiry time), `dedup:<key>` -> id for reusable jobs, hash
+creation time), the same two per owner under `owner:<owner>:`, `expires` (by expiry time), `dedup:<key>` -> id for reusable jobs, hash
 `stages` for timing totals. Each change is a WATCH/MULTI transaction, so the indexes never
 disagree with the records and concurrent writers retry instead of overwriting each other.
 """
@@ -12,8 +12,8 @@ from datetime import datetime
 
 import redis
 
-from fakewatch.jobs.model import REUSABLE, Job, JobStatus
-from fakewatch.jobs.store import JobPage, JobStore, Mutation, WorkerModels
+from fakewatch.jobs.model import IN_FLIGHT, REUSABLE, Job, JobStatus
+from fakewatch.jobs.store import InFlightLimit, JobPage, JobStore, Mutation, WorkerModels
 
 SOCKET_TIMEOUT_S = 5.0
 
@@ -30,15 +30,17 @@ class RedisJobStore(JobStore):
     def _job(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
 
-    def _status(self, status: JobStatus) -> str:
-        return f"{self.prefix}status:{status.value}"
+    def _status(self, status: JobStatus, owner: str | None = None) -> str:
+        return f"{self._scope(owner)}status:{status.value}"
+
+    def _all(self, owner: str | None = None) -> str:
+        return f"{self._scope(owner)}jobs"
+
+    def _scope(self, owner: str | None) -> str:
+        return self.prefix if owner is None else f"{self.prefix}owner:{owner}:"
 
     def _dedup(self, key: str) -> str:
         return f"{self.prefix}dedup:{key}"
-
-    @property
-    def _all(self) -> str:
-        return f"{self.prefix}jobs"
 
     @property
     def _expires(self) -> str:
@@ -54,24 +56,45 @@ class RedisJobStore(JobStore):
 
     # Primitives --------------------------------------------------------------------------
 
-    def create(self, job: Job) -> tuple[Job, bool]:
+    def create(
+        self,
+        job: Job,
+        in_flight_limit: int | None = None,
+        supersede: Mutation | None = None,
+    ) -> tuple[Job, bool]:
         dedup = self._dedup(job.dedup_key)
+        in_flight = [self._status(status, job.owner) for status in sorted(IN_FLIGHT)]
         with self._redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(dedup)
+                    pipe.watch(dedup, *in_flight)
+                    current, replacement = None, None
                     existing_id = pipe.get(dedup)
                     if existing_id is not None:
+                        pipe.watch(self._job(existing_id.decode()))
                         raw = pipe.get(self._job(existing_id.decode()))
-                        if raw is not None:
+                        current = None if raw is None else Job.model_validate_json(raw)
+                    if current is not None:
+                        replacement = supersede(current) if supersede is not None else None
+                        if replacement is None:
                             pipe.unwatch()
-                            return Job.model_validate_json(raw), False
+                            return current, False
+                    if self._full(pipe, in_flight, in_flight_limit):
+                        pipe.unwatch()
+                        raise InFlightLimit(in_flight_limit)
                     pipe.multi()
+                    if current is not None and replacement is not None:
+                        self._write(pipe, current, replacement)  # drops its dedup entry first
                     self._write(pipe, None, job)
                     pipe.execute()
                     return job, True
                 except redis.WatchError:
                     continue
+
+    @staticmethod
+    def _full(pipe: redis.client.Pipeline, indexes: list[str], limit: int | None) -> bool:
+        """Whether these indexes hold `limit` jobs, read inside the WATCH (immediate mode)."""
+        return limit is not None and sum(int(pipe.zcard(index)) for index in indexes) >= limit
 
     def get(self, job_id: str) -> Job | None:
         raw = self._redis.get(self._job(job_id))
@@ -103,11 +126,12 @@ class RedisJobStore(JobStore):
         """Queue the commands that store `new` (replacing `old`) and keep the indexes true."""
         created = new.created_at.timestamp()
         pipe.set(self._job(new.id), new.model_dump_json())
-        pipe.zadd(self._all, {new.id: created})
         pipe.zadd(self._expires, {new.id: new.expires_at.timestamp()})
-        if old is not None and old.status != new.status:
-            pipe.zrem(self._status(old.status), new.id)
-        pipe.zadd(self._status(new.status), {new.id: created})
+        for owner in (None, new.owner):
+            pipe.zadd(self._all(owner), {new.id: created})
+            if old is not None and old.status != new.status:
+                pipe.zrem(self._status(old.status, owner), new.id)
+            pipe.zadd(self._status(new.status, owner), {new.id: created})
         if new.status in REUSABLE:
             pipe.set(self._dedup(new.dedup_key), new.id)
         elif old is not None and old.status in REUSABLE:
@@ -126,9 +150,10 @@ class RedisJobStore(JobStore):
                     job = Job.model_validate_json(raw)
                     pipe.multi()
                     pipe.delete(key)
-                    pipe.zrem(self._all, job_id)
                     pipe.zrem(self._expires, job_id)
-                    pipe.zrem(self._status(job.status), job_id)
+                    for owner in (None, job.owner):
+                        pipe.zrem(self._all(owner), job_id)
+                        pipe.zrem(self._status(job.status, owner), job_id)
                     if job.status in REUSABLE:
                         pipe.delete(self._dedup(job.dedup_key))
                     pipe.execute()
@@ -136,8 +161,14 @@ class RedisJobStore(JobStore):
                 except redis.WatchError:
                     continue
 
-    def list(self, status: JobStatus | None = None, limit: int = 20, offset: int = 0) -> JobPage:
-        index = self._status(status) if status else self._all
+    def list(
+        self,
+        status: JobStatus | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        owner: str | None = None,
+    ) -> JobPage:
+        index = self._status(status, owner) if status else self._all(owner)
         ids = self._redis.zrevrange(index, offset, offset + limit - 1)
         total = self._redis.zcard(index)
         raws = self._redis.mget([self._job(i.decode()) for i in ids]) if ids else []

@@ -15,12 +15,16 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from fakewatch.jobs.model import REUSABLE, Job, JobStatus
-from fakewatch.jobs.store import JobPage, JobStore, Mutation, WorkerModels
+from fakewatch.jobs.model import IN_FLIGHT, REUSABLE, Job, JobStatus
+from fakewatch.jobs.store import InFlightLimit, JobPage, JobStore, Mutation, WorkerModels
 
 BUSY_TIMEOUT_S = 30.0  # a writer waits this long for another process's transaction
 WORKER_MODELS_KEY = "worker_models"
 _REUSABLE_SQL = ", ".join(f"'{status.value}'" for status in sorted(REUSABLE))
+_IN_FLIGHT_SQL = ", ".join(f"'{status.value}'" for status in sorted(IN_FLIGHT))
+# The owner lives in the JSON body (records written before owners existed read as ""), indexed
+# by this exact expression so per-owner listing and counting stay indexed.
+OWNER_SQL = "COALESCE(json_extract(body, '$.owner'), '')"
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -33,6 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 CREATE INDEX IF NOT EXISTS jobs_expires ON jobs (expires_at);
+CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs ({OWNER_SQL}, created_at);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_dedup ON jobs (dedup_key) WHERE status IN ({_REUSABLE_SQL});
 CREATE TABLE IF NOT EXISTS stage_timings (
     stage TEXT PRIMARY KEY,
@@ -81,14 +86,31 @@ class SqliteJobStore(JobStore):
             job.model_dump_json(),
         )
 
-    def create(self, job: Job) -> tuple[Job, bool]:
+    def create(
+        self,
+        job: Job,
+        in_flight_limit: int | None = None,
+        supersede: Mutation | None = None,
+    ) -> tuple[Job, bool]:
         with self._transaction() as db:
             existing = db.execute(
                 f"SELECT body FROM jobs WHERE dedup_key = ? AND status IN ({_REUSABLE_SQL})",
                 (job.dedup_key,),
             ).fetchone()
             if existing is not None:
-                return Job.model_validate_json(existing[0]), False
+                current = Job.model_validate_json(existing[0])
+                replacement = supersede(current) if supersede is not None else None
+                if replacement is None:
+                    return current, False
+                self._update(db, replacement)
+            if in_flight_limit is not None:
+                (in_flight,) = db.execute(
+                    f"SELECT COUNT(*) FROM jobs WHERE {OWNER_SQL} = ? "
+                    f"AND status IN ({_IN_FLIGHT_SQL})",
+                    (job.owner,),
+                ).fetchone()
+                if in_flight >= in_flight_limit:
+                    raise InFlightLimit(in_flight_limit)
             db.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?)", self._row(job))
         return job, True
 
@@ -105,12 +127,15 @@ class SqliteJobStore(JobStore):
             changed = change(job)
             if changed is None:
                 return job, False
-            db.execute(
-                "UPDATE jobs SET status = ?, created_at = ?, expires_at = ?, dedup_key = ?, "
-                "body = ? WHERE id = ?",
-                (*self._row(changed)[1:], job_id),
-            )
+            self._update(db, changed)
         return changed, True
+
+    def _update(self, db: sqlite3.Connection, job: Job) -> None:
+        db.execute(
+            "UPDATE jobs SET status = ?, created_at = ?, expires_at = ?, dedup_key = ?, "
+            "body = ? WHERE id = ?",
+            (*self._row(job)[1:], job.id),
+        )
 
     def delete(self, job_id: str) -> Job | None:
         with self._transaction() as db:
@@ -120,9 +145,23 @@ class SqliteJobStore(JobStore):
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         return Job.model_validate_json(row[0])
 
-    def list(self, status: JobStatus | None = None, limit: int = 20, offset: int = 0) -> JobPage:
+    def list(
+        self,
+        status: JobStatus | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        owner: str | None = None,
+    ) -> JobPage:
         db = self._connection()
-        where, params = ("WHERE status = ?", [status.value]) if status else ("", [])
+        conditions: list[str] = []
+        params: list[object] = []
+        if status is not None:
+            conditions.append("status = ?")
+            params.append(status.value)
+        if owner is not None:
+            conditions.append(f"{OWNER_SQL} = ?")
+            params.append(owner)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         total = db.execute(f"SELECT COUNT(*) FROM jobs {where}", params).fetchone()[0]
         rows = db.execute(
             f"SELECT body FROM jobs {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",

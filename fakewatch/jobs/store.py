@@ -5,6 +5,7 @@ provide a few atomic primitives; the state machine is written once here on top o
 
     queued -> running -> succeeded | failed        (a worker claims, reports, finishes)
     running -> queued                              (worker went silent; the sweeper requeues)
+    queued -> queued | failed                      (no worker took it: re-sent, then failed)
     any but running -> expired -> (record purged)  (retention passed)
 """
 
@@ -40,7 +41,8 @@ class WorkerModels(BaseModel):
     worker: str
     models: list[ModelInfo]
     presets: list[ThresholdPreset] = Field(
-        default=[], description="Threshold presets of the loaded ensemble with their measured rates."
+        default=[],
+        description="Threshold presets of the loaded ensemble with their measured rates.",
     )
     loaded_at: datetime
 
@@ -49,6 +51,14 @@ class WorkerModels(BaseModel):
 class JobPage:
     items: list[Job]
     total: int
+
+
+class InFlightLimit(Exception):
+    """The owner already has as many jobs queued or running as it may."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} jobs already queued or running for this client")
+        self.limit = limit
 
 
 class ClaimOutcome(StrEnum):
@@ -74,14 +84,47 @@ def attempts_exhausted(attempts: int) -> JobError:
     )
 
 
+@dataclass(frozen=True)
+class QueueTimeouts:
+    """When a job stopped progressing: sent but not taken within `queue_timeout_s`, never sent
+    within `unsent_grace_s`, or running with a heartbeat older than `stale_after_s`."""
+
+    queue_timeout_s: float
+    max_sends: int
+    stale_after_s: float
+    unsent_grace_s: float = 30.0  # a gateway sends right after storing, retrying a few seconds
+
+
+def queue_timeout(sends: int, timeouts: QueueTimeouts) -> JobError:
+    return JobError(
+        type="QueueTimeout",
+        message=(
+            f"no worker started this job within {timeouts.queue_timeout_s:.0f} s of each of its "
+            f"{sends} sends to the queue; the workers are down or overloaded: submit it again "
+            "later"
+        ),
+    )
+
+
 class JobStore(abc.ABC):
     """Atomic primitives per backend, and the job state machine built on them."""
 
     # Backend primitives ------------------------------------------------------------------
 
     @abc.abstractmethod
-    def create(self, job: Job) -> tuple[Job, bool]:
-        """Insert `job`, unless a reusable job has its dedup key: then return that one, False."""
+    def create(
+        self,
+        job: Job,
+        in_flight_limit: int | None = None,
+        supersede: Mutation | None = None,
+    ) -> tuple[Job, bool]:
+        """Insert `job`, unless a reusable job has its dedup key: then return that one, False.
+
+        `supersede(existing)` may instead return a replacement for the existing job (one that
+        is no longer reusable), written in the same transaction as `job`. Raises InFlightLimit,
+        atomically with the insert, when `job.owner` already has `in_flight_limit` jobs queued
+        or running.
+        """
 
     @abc.abstractmethod
     def get(self, job_id: str) -> Job | None: ...
@@ -98,8 +141,14 @@ class JobStore(abc.ABC):
         """Remove the record; returns what was removed."""
 
     @abc.abstractmethod
-    def list(self, status: JobStatus | None = None, limit: int = 20, offset: int = 0) -> JobPage:
-        """Newest first."""
+    def list(
+        self,
+        status: JobStatus | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        owner: str | None = None,
+    ) -> JobPage:
+        """Newest first; only `owner`'s jobs when given (None: everyone's, for housekeeping)."""
 
     @abc.abstractmethod
     def due_ids(self, moment: datetime) -> list[str]:
@@ -130,6 +179,64 @@ class JobStore(abc.ABC):
         """Release connections (no-op by default)."""
 
     # The state machine -------------------------------------------------------------------
+
+    def submit(
+        self, job: Job, *, in_flight_limit: int | None, timeouts: QueueTimeouts, retention_s: float
+    ) -> tuple[Job, bool]:
+        """Create `job`, or reuse an identical one, but never one that stopped progressing (a
+        message lost, a worker gone silent): that one fails, naming the job that replaces it."""
+        moment = now()
+
+        def replace_if_stuck(existing: Job) -> Job | None:
+            if _progressing(existing, moment, timeouts):
+                return None
+            error = JobError(
+                type="Superseded",
+                message=f"this job stopped progressing and the same upload was submitted again "
+                f"as job {job.id}; follow that one",
+            )
+            return _failed(existing, error, moment, retention_s)
+
+        return self.create(job, in_flight_limit, replace_if_stuck)
+
+    def mark_sent(self, job_id: str, task_id: str) -> bool:
+        """Record that the message for `task_id` went to the broker (the job is still queued)."""
+        moment = now()
+
+        def sent(job: Job) -> Job | None:
+            if job.status != JobStatus.queued or job.task_id != task_id:
+                return None
+            return job.model_copy(
+                update={"sent_at": moment, "sends": job.sends + 1, "updated_at": moment}
+            )
+
+        _, changed = self.mutate(job_id, sent)
+        return changed
+
+    def reconcile_queued(
+        self, timeouts: QueueTimeouts, retention_s: float
+    ) -> tuple[list[Job], list[Job]]:
+        """Queued jobs no worker took: give each a new task id to send again (never sent, or
+        sent longer than the queue timeout ago), or fail it once it was sent `max_sends` times.
+        A message may be lost (a broker without persistence, a flush, a failover, an ack
+        without a claim); a duplicate is harmless, since only one task id can claim a job.
+        Returns (to send, failed)."""
+        moment = now()
+        to_send: list[Job] = []
+        failed: list[Job] = []
+        for candidate in self.list(JobStatus.queued, limit=1_000_000).items:
+
+            def retry(job: Job) -> Job | None:
+                if job.status != JobStatus.queued or _progressing(job, moment, timeouts):
+                    return None
+                if job.sent_at is not None and job.sends >= timeouts.max_sends:
+                    return _failed(job, queue_timeout(job.sends, timeouts), moment, retention_s)
+                return job.model_copy(update={"task_id": new_id(), "updated_at": moment})
+
+            job, changed = self.mutate(candidate.id, retry)
+            if changed and job is not None:
+                (to_send if job.status == JobStatus.queued else failed).append(job)
+        return to_send, failed
 
     def claim(
         self,
@@ -255,6 +362,8 @@ class JobStore(abc.ABC):
                         "task_id": new_id(),
                         "worker": None,
                         "progress": None,
+                        "sent_at": None,
+                        "sends": 0,
                         "updated_at": moment,
                     }
                 )
@@ -317,6 +426,20 @@ class JobStore(abc.ABC):
 
         _, changed = self.mutate(job_id, touch)
         return changed
+
+
+def _progressing(job: Job, moment: datetime, timeouts: QueueTimeouts) -> bool:
+    """Whether the job can still end without help: a message on its way to a worker, or a
+    worker whose heartbeat is recent. Finished and expired jobs have nothing left to do."""
+    if job.status == JobStatus.queued:
+        if job.sent_at is None:  # the sender may still be at it, unless it gave up or died
+            return moment - job.updated_at <= timedelta(seconds=timeouts.unsent_grace_s)
+        return moment - job.sent_at <= timedelta(seconds=timeouts.queue_timeout_s)
+    if job.status == JobStatus.running:
+        return job.heartbeat_at is not None and moment - job.heartbeat_at <= timedelta(
+            seconds=timeouts.stale_after_s
+        )
+    return True
 
 
 def _owned(job: Job, task_id: str) -> bool:
