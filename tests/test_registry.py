@@ -488,14 +488,18 @@ def test_project_registry_lists_the_known_checkpoints(project_registry: Registry
         ("cross_efficient_vit", "cross_efficient_vit.pth", "coccomini"),
     ]
     assert all(e.preprocessing.name == "coccomini" and e.sources for e in coccomini)
-    default = registry.resolve(None)
-    assert [(e.id, e.file, e.format) for e in default] == [
+    ours = registry.resolve(["fakewatch-sbi"])
+    assert [(e.id, e.file, e.format) for e in ours] == [
         ("fakewatch-effnet-lite0", "fakewatch-effnet-lite0.safetensors", "safetensors"),
         ("fakewatch-hybrid-vit", "fakewatch-hybrid-vit.safetensors", "safetensors"),
     ]
-    assert all(e.preprocessing.name == "fakewatch" for e in default)
-    assert default[1].params["backbone"] == "tf_efficientnet_lite0"
-    assert default[0].params["encoder"] == "tf_efficientnet_lite0"
+    assert all(e.preprocessing.name == "fakewatch" for e in ours)
+    assert ours[1].params["backbone"] == "tf_efficientnet_lite0"
+    assert ours[0].params["encoder"] == "tf_efficientnet_lite0"
+    default = registry.resolve(None)  # adopted by `fakewatch weights adopt` (default-ensemble.md)
+    assert {e.format for e in default} == {"mesonet"} and len(default) == 4
+    assert all(e.preprocessing.name == "mesonet" and e.license == "Apache-2.0" for e in default)
+    assert set(registry.presets[registry.default_ensemble].points) == {"strict", "balanced", "sensitive"}
     assert all(
         registry.path_of(e).is_relative_to(Path(registry.directory)) for e in registry.models.values()
     )
@@ -517,7 +521,7 @@ def test_every_project_entry_builds(project_registry: Registry) -> None:
                 assert model.image_size == entry.preprocessing.size
             built[key] = {k: v.shape for k, v in model.state_dict().items()}
             del model
-    assert len(built) == 5
+    assert len(built) == 7  # five families, MesoNet-4 and MesoInception-4
     b7 = built["efficientnet [('encoder', 'tf_efficientnet_b7.ns_jft_in1k')]"]
     # the key examples from selim's checkpoints, with the B7 widths
     assert b7["encoder.conv_stem.weight"] == (64, 3, 3, 3)

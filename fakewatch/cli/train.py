@@ -1,4 +1,4 @@
-"""`fakewatch train`: train the default ensemble's members on labelled videos and register them."""
+"""`fakewatch train`: train fakewatch's own SBI ensemble (ensemble `fakewatch-sbi`) and register it."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def train(
     frames: int, real_frames: int, folds: int, steps: int, batch_size: int, sbi_fraction: float,
     protocol_only: bool, device: str, threads: int | None, workers: int, cache_dir: Path | None,
 ) -> None:
-    """Train the default ensemble (EfficientNet-Lite0 + hybrid ViT) from labelled videos.
+    """Train fakewatch's own ensemble (EfficientNet-Lite0 + hybrid ViT, `fakewatch-sbi`) from labelled videos.
 
     Runs the leave-sources-out protocol first (every member fitted once per fold, scored on the
     sources it left out), chooses the aggregation policy and the threshold presets on those
