@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.config import (
+    DECODE_MAX_SIDE,
     DEFAULT_FRAMES,
     DEFAULT_POLICY,
     DetectorConfig,
@@ -92,7 +93,19 @@ class Settings(BaseSettings):
     # Upload limits.
     max_upload_bytes: int = Field(default=MAX_UPLOAD_BYTES, gt=0)
     max_duration_s: float = Field(default=MAX_DURATION_S, gt=0)
-    max_side_px: int = Field(default=MAX_SIDE_PX, gt=0, description="Longer side of a frame.")
+    max_side_px: int = Field(
+        default=MAX_SIDE_PX,
+        gt=0,
+        le=DECODE_MAX_SIDE,
+        description="Longer side of a frame; checked from the header before any decoding.",
+    )
+
+    upload_idle_timeout_s: float = Field(
+        default=30, gt=0, description="An upload that sends nothing this long is dropped (408)."
+    )
+    upload_timeout_s: float = Field(
+        default=600, gt=0, description="An upload still arriving after this long is dropped (408)."
+    )
 
     # Access.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
