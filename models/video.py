@@ -120,6 +120,49 @@ class SampledFrame:
     image: np.ndarray  # HxWx3 uint8 RGB, turned upright
 
 
+@dataclass
+class DecodeReport:
+    """How much of a video was really decoded, filled in while its frames are read.
+
+    A file cut off in transfer still opens and still yields frames: without this, its score
+    reads as if the whole video had been seen. `fraction` is the share of the expected time span
+    that was reached, times the share of packets that decoded.
+    """
+
+    expected_start: float = 0.0
+    expected_end: float = 0.0  # the last sampled time the file's own duration promises
+    reached: float | None = None  # stream time of the last decoded frame
+    packets: int = 0
+    undecodable: int = 0
+    ended_early: str | None = None  # why demuxing stopped before the end of the file
+
+    @property
+    def fraction(self) -> float:
+        span = self.expected_end - self.expected_start
+        covered = 1.0
+        if span > 0 and self.reached is not None:
+            covered = min(1.0, max(0.0, (self.reached - self.expected_start) / span))
+        decoded = 1.0 - self.undecodable / self.packets if self.packets else 1.0
+        return round(covered * decoded, 4)
+
+    def warnings(self) -> list[str]:
+        notes = []
+        span = self.expected_end - self.expected_start
+        if span > 0 and self.reached is not None and self.reached < self.expected_end:
+            notes.append(
+                f"the video ends early: frames were decoded up to "
+                f"{self.reached - self.expected_start:.1f} s of the "
+                f"{span:.1f} s its header declares (a cut-off file?)"
+            )
+        if self.ended_early:
+            notes.append(f"reading stopped at a damaged part of the file: {self.ended_early}")
+        if self.undecodable:
+            notes.append(
+                f"{self.undecodable} of {self.packets} packets could not be decoded and were skipped"
+            )
+        return notes
+
+
 @dataclass(frozen=True)
 class _Decoded:
     index: int
@@ -148,6 +191,7 @@ class _Source:
         codec.thread_count = threads  # 0: FFmpeg picks (one per core)
         self.is_image = is_image
         self._needed: _NeededTimes | None = None
+        self.report = DecodeReport()
 
     def decode_only_near(self, times: list[float]) -> None:
         """From the next packet on, skip decoding frames that nothing refers to unless they lie
@@ -188,7 +232,10 @@ class _Source:
         index, last_time, skipped = 0, None, 0
         packet_times = _PresentationOrder()
         codec = self.stream.codec_context
+        report = self.report
         for packet in self._packets():
+            if packet is not None and packet.size:
+                report.packets += 1
             if packet is not None and packet.pts is not None:
                 packet_times.add(packet.pts)
                 if self._needed is not None and packet.time_base:
@@ -198,9 +245,11 @@ class _Source:
                 decoded = self.stream.decode(packet)
             except av.error.FFmpegError:
                 skipped += 1
+                report.undecodable += 1
                 continue
             for frame in decoded:
                 last_time = self._frame_time(frame, last_time)
+                report.reached = last_time
                 skipping = self._needed is not None and frame.pts is not None
                 yield _Decoded(packet_times.rank(frame.pts) if skipping else index, last_time, frame)
                 index += 1
@@ -219,6 +268,7 @@ class _Source:
                 return
             except av.error.FFmpegError as error:
                 log.warning("%s: demuxing stopped early: %s", self.path.name, _reason(error))
+                self.report.ended_early = _reason(error)
                 yield None
                 return
 
@@ -474,6 +524,7 @@ def _sample(source: _Source, sampling: FrameSampling) -> tuple[VideoInfo, Iterat
         start, end = _time_span(source.path)
 
     targets = _targets(sampling, start, end)
+    source.report.expected_start, source.report.expected_end = start, end
     source.decode_only_near(targets)
 
     def sampled() -> Iterator[SampledFrame]:
@@ -528,8 +579,9 @@ class PrefetchedFrames:
 
     Use as a context manager: `info` waits for the first frame; `batches(n)` yields the frames
     that are ready (at least one, at most n) in order; `decode_seconds` is the producer's wall
-    time once it has finished. Decoding errors are raised in the caller's thread.
-    `decode_threads` is FFmpeg's thread count for it (0: one per core).
+    time and `report` how much of the video was decoded, once it has finished. Decoding errors
+    are raised in the caller's thread. `decode_threads` is FFmpeg's thread count for it (0: one
+    per core).
     """
 
     def __init__(
@@ -548,8 +600,16 @@ class PrefetchedFrames:
             name="frame-decoder",
             daemon=True,
         )
-        self._thread.start()
-        self.info: VideoInfo = self._take()  # type: ignore[assignment]
+        self.report = DecodeReport()
+        try:
+            self._thread.start()
+            self.info: VideoInfo = self._take()  # type: ignore[assignment]
+        except BaseException:
+            # A deadline (SIGALRM) may fire here, even inside start(), and no caller holds the
+            # object to close it: stopped, the producer ends at its next frame instead of
+            # waiting for ever on a full queue.
+            self._stop.set()
+            raise
 
     def __enter__(self) -> Self:
         return self
@@ -607,6 +667,7 @@ class PrefetchedFrames:
         started = time.perf_counter()
         try:
             with _open(path, threads=threads) as source:
+                self.report = source.report
                 info, frames = _sample(source, sampling)
                 if not self._put(info):
                     return
