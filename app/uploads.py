@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ MAX_OPTIONS_BYTES = 16 * 1024  # every option value together: a job record stays
 MAX_FORM_OVERHEAD = 64 * 1024  # boundaries, part headers and option fields around the file
 UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 MAX_NAME_CHARS = 100
+MAX_DISPLAY_NAME_CHARS = 255  # a file name's longest on common file systems
 DEFAULT_NAME = "upload"
 
 
@@ -53,6 +55,15 @@ class ReceivedUpload:
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
         self.directory.rmdir()
+
+
+def _display_name(filename: str) -> str | None:
+    """The client's file name as the job shows it: no folders, and no control or format
+    characters (NUL, newlines, bidi overrides that make `gpj.exe` read as `exe.jpg`)."""
+    name = "".join(
+        char for char in Path(filename).name if unicodedata.category(char) not in ("Cc", "Cf")
+    )
+    return name.strip()[:MAX_DISPLAY_NAME_CHARS] or None
 
 
 def _safe_name(filename: str) -> str:
@@ -124,7 +135,7 @@ class _FormReceiver:
             if self._files_seen > 1:
                 raise ApiError(422, "TooManyFiles", "send one file per request")
             filename = self._disposition.get(b"filename", b"").decode("utf-8", "replace")
-            self.upload.filename = Path(filename).name or None
+            self.upload.filename = _display_name(filename)
             self.upload.path = self.upload.directory / _safe_name(filename)
             self._file = self.upload.path.open("wb")
         elif is_file:

@@ -191,3 +191,19 @@ def test_fps_sampling_is_capped_over_the_whole_video(
         assert "1024" in message
         assert client.post("/detect", files={"file": ("s.mp4", sparse.read_bytes())},
                            data={"fps": "10"}).status_code == 202
+
+
+def test_file_names_are_shown_without_control_or_bidi_characters(
+    deployment: Deployment, face_image: Path
+) -> None:
+    hostile = "in\u202egpj.exe\x00\x1b[31m\u200b.jpg"  # sent raw: clients would escape these
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{hostile}"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    with deployment.gateway() as client:
+        body = head + face_image.read_bytes() + FORM_END
+        response = client.post("/detect", content=body, headers=FORM_TYPE)
+        assert response.status_code == 202, response.text
+        shown = client.get(f"/jobs/{response.json()['id']}").json()["upload"]["filename"]
+    assert shown == "ingpj.exe[31m.jpg"
