@@ -66,8 +66,13 @@ def is_loopback(host: str) -> bool:
 class Settings(BaseSettings):
     """Everything the gateway, workers and `fakewatch serve` need, read from the environment."""
 
+    # Errors name the variable and the problem, never the values: they hold keys and secrets.
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     # Where things live.
