@@ -48,9 +48,10 @@ class ApiError(Exception):
 
 
 DESCRIPTIONS = {
-    400: "Malformed request body.",
+    400: "Malformed or cut-off request body.",
     401: "Missing or invalid API key.",
     404: "No such job (unknown id, or deleted).",
+    408: "The upload stalled or took too long to arrive.",
     413: "Upload larger than the configured limit.",
     415: "Not a video or image this service can read.",
     422: "Invalid parameters, or a video the limits reject (duration, resolution, unreadable).",

@@ -6,6 +6,7 @@ the gateway can already tell will fail.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,9 +16,15 @@ from app.errors import ApiError
 from app.uploads import ReceivedUpload
 from fakewatch.settings import Settings
 from models.config import DetectOptions
-from models.errors import VideoError
+from models.errors import FrameTooLarge, VideoError
 from models.schema import VideoInfo
-from models.video import IMAGE_CONTAINERS, probe_video, sniff_container
+from models.video import (
+    IMAGE_CONTAINERS,
+    MAX_SAMPLED_FRAMES,
+    measured_duration,
+    probe_video,
+    sniff_container,
+)
 
 ACCEPTED = "mp4, mov, webm, mkv, avi, mpeg-ts, mpeg, flv, ogg, asf, or a jpeg/png/webp/gif image"
 _URL = TypeAdapter(AnyHttpUrl)
@@ -107,7 +114,9 @@ def inspect_media(upload: ReceivedUpload, settings: Settings) -> Media:
             f"the file is not a video or image this service reads; send {ACCEPTED}",
         )
     try:
-        info = probe_video(upload.path)
+        info = probe_video(upload.path, max_side=settings.max_side_px)
+    except FrameTooLarge as error:
+        raise ApiError(422, "ResolutionTooHigh", str(error)) from error
     except VideoError as error:
         raise ApiError(
             422, "UnreadableVideo", f"the {container} file cannot be read: {error}"
@@ -115,6 +124,9 @@ def inspect_media(upload: ReceivedUpload, settings: Settings) -> Media:
     kind: Literal["video", "image"] = (
         "image" if info.is_image or container in IMAGE_CONTAINERS else "video"
     )
+    if kind == "video" and info.duration is None:
+        # A live WebM states no duration: measure it, or the duration limit would not apply.
+        info = info.model_copy(update={"duration": measured_duration(upload.path)})
     if info.duration is not None and info.duration > settings.max_duration_s:
         raise ApiError(
             422,
@@ -130,3 +142,17 @@ def inspect_media(upload: ReceivedUpload, settings: Settings) -> Media:
             "pixels on the longer side; downscale the video first",
         )
     return Media(kind=kind, container=container, info=info)
+
+
+def check_sampling(options: DetectOptions, media: Media) -> None:
+    """422 when `fps` over the whole video would sample more frames than one request may."""
+    if options.fps is None or media.info.duration is None:
+        return
+    frames = math.floor(media.info.duration * options.fps) + 1
+    if frames > MAX_SAMPLED_FRAMES:
+        raise ApiError(
+            422,
+            "TooManyFrames",
+            f"fps={options.fps:g} over {media.info.duration:.0f} s samples {frames} frames, over "
+            f"the limit of {MAX_SAMPLED_FRAMES}; ask for a lower fps or a frame count",
+        )

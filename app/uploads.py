@@ -3,13 +3,20 @@
 FastAPI has no upload size limit of its own (REFERENCE.md §7) and its `UploadFile` is spooled in
 full before a route runs, so `POST /detect` parses the body itself: each chunk is counted (413
 past the limit), hashed and written; the first bytes are kept for sniffing the container.
+Whatever the transfer encoding, the whole body counts (the file plus a small allowance for the
+form around it, option values together at most `MAX_OPTIONS_BYTES`), a body must end with its
+closing boundary (a cut-off upload is not scored on the part that arrived), and a client that
+stops sending is dropped after an idle timeout, the whole upload after a total one (408).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import unicodedata
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -24,9 +31,11 @@ from models.video import SNIFF_BYTES
 FILE_FIELD = "file"
 OPTION_FIELDS = frozenset({"frames", "fps", "models", "policy", "preset", "threshold", "callback_url"})
 MAX_FIELD_BYTES = 4096  # an option value (a URL, a list of model ids) is far shorter
+MAX_OPTIONS_BYTES = 16 * 1024  # every option value together: a job record stays small
 MAX_FORM_OVERHEAD = 64 * 1024  # boundaries, part headers and option fields around the file
 UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 MAX_NAME_CHARS = 100
+MAX_DISPLAY_NAME_CHARS = 255  # a file name's longest on common file systems
 DEFAULT_NAME = "upload"
 
 
@@ -46,6 +55,15 @@ class ReceivedUpload:
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
         self.directory.rmdir()
+
+
+def _display_name(filename: str) -> str | None:
+    """The client's file name as the job shows it: no folders, and no control or format
+    characters (NUL, newlines, bidi overrides that make `gpj.exe` read as `exe.jpg`)."""
+    name = "".join(
+        char for char in Path(filename).name if unicodedata.category(char) not in ("Cc", "Cf")
+    )
+    return name.strip()[:MAX_DISPLAY_NAME_CHARS] or None
 
 
 def _safe_name(filename: str) -> str:
@@ -75,6 +93,8 @@ class _FormReceiver:
         self._disposition: dict[bytes, bytes] = {}
         self._part: str | None = None  # the field name of the part being read
         self._value = bytearray()
+        self._option_bytes = 0
+        self.ended = False  # the closing boundary arrived
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -85,7 +105,11 @@ class _FormReceiver:
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,
             "on_part_end": self._part_end,
+            "on_end": self._end,
         }
+
+    def _end(self) -> None:
+        self.ended = True
 
     def _part_begin(self) -> None:
         self._disposition = {}
@@ -111,7 +135,7 @@ class _FormReceiver:
             if self._files_seen > 1:
                 raise ApiError(422, "TooManyFiles", "send one file per request")
             filename = self._disposition.get(b"filename", b"").decode("utf-8", "replace")
-            self.upload.filename = Path(filename).name or None
+            self.upload.filename = _display_name(filename)
             self.upload.path = self.upload.directory / _safe_name(filename)
             self._file = self.upload.path.open("wb")
         elif is_file:
@@ -142,6 +166,14 @@ class _FormReceiver:
             self._file.write(chunk)
             return
         self._value += chunk
+        self._option_bytes += len(chunk)
+        if self._option_bytes > MAX_OPTIONS_BYTES:
+            raise ApiError(
+                413,
+                "FormTooLarge",
+                f"the option fields add up to more than {MAX_OPTIONS_BYTES} bytes; send each "
+                "option once",
+            )
         if len(self._value) > MAX_FIELD_BYTES:
             raise ApiError(
                 422, "FieldTooLong", f"form field {self._part!r} is over {MAX_FIELD_BYTES} bytes"
@@ -158,6 +190,13 @@ class _FormReceiver:
 
     def finish(self) -> ReceivedUpload:
         self.close()
+        if not self.ended:
+            raise ApiError(
+                400,
+                "IncompleteUpload",
+                "the multipart body ended before its closing boundary: the upload was cut off; "
+                "send the whole file again",
+            )
         if self._files_seen == 0:
             raise ApiError(
                 422,
@@ -186,18 +225,59 @@ def _boundary(request: Request) -> bytes:
     return params[b"boundary"]
 
 
-async def receive_upload(request: Request, incoming: Path, limit: int) -> ReceivedUpload:
+@dataclass(frozen=True)
+class BodyTimeouts:
+    """How long a client may go without sending (`idle_s`) and take in all (`total_s`)."""
+
+    idle_s: float
+    total_s: float
+
+
+def _timed_out(timeouts: BodyTimeouts) -> ApiError:
+    return ApiError(
+        408,
+        "UploadTimeout",
+        f"the upload stalled (nothing for {timeouts.idle_s:g} s) or took longer than "
+        f"{timeouts.total_s:g} s in all; send it again over a steadier connection",
+    )
+
+
+async def _chunks(request: Request, timeouts: BodyTimeouts) -> AsyncIterator[bytes]:
+    """The body's chunks, each awaited at most `idle_s`, all of them within `total_s`."""
+    stream = request.stream()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeouts.total_s
+    while True:
+        wait = min(timeouts.idle_s, deadline - loop.time())
+        try:
+            async with asyncio.timeout(max(wait, 0.0)):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as error:
+            raise _timed_out(timeouts) from error
+        yield chunk
+
+
+async def receive_upload(
+    request: Request, incoming: Path, limit: int, timeouts: BodyTimeouts
+) -> ReceivedUpload:
     """Stream the request's multipart body into a new folder under `incoming`."""
     boundary = _boundary(request)
+    body_limit = limit + MAX_FORM_OVERHEAD
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit + MAX_FORM_OVERHEAD:
+    if declared is not None and declared.isdigit() and int(declared) > body_limit:
         raise _too_large(limit)
     directory = incoming / uuid.uuid4().hex
     directory.mkdir(parents=True)
     receiver = _FormReceiver(directory, limit)
     parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
+    received = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in _chunks(request, timeouts):
+            received += len(chunk)
+            if received > body_limit:
+                raise _too_large(limit)
             parser.write(chunk)
         parser.finalize()
         return receiver.finish()

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.config import (
+    DECODE_MAX_SIDE,
     DEFAULT_FRAMES,
     DEFAULT_POLICY,
     DetectorConfig,
@@ -65,8 +66,13 @@ def is_loopback(host: str) -> bool:
 class Settings(BaseSettings):
     """Everything the gateway, workers and `fakewatch serve` need, read from the environment."""
 
+    # Errors name the variable and the problem, never the values: they hold keys and secrets.
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     # Where things live.
@@ -92,7 +98,19 @@ class Settings(BaseSettings):
     # Upload limits.
     max_upload_bytes: int = Field(default=MAX_UPLOAD_BYTES, gt=0)
     max_duration_s: float = Field(default=MAX_DURATION_S, gt=0)
-    max_side_px: int = Field(default=MAX_SIDE_PX, gt=0, description="Longer side of a frame.")
+    max_side_px: int = Field(
+        default=MAX_SIDE_PX,
+        gt=0,
+        le=DECODE_MAX_SIDE,
+        description="Longer side of a frame; checked from the header before any decoding.",
+    )
+
+    upload_idle_timeout_s: float = Field(
+        default=30, gt=0, description="An upload that sends nothing this long is dropped (408)."
+    )
+    upload_timeout_s: float = Field(
+        default=600, gt=0, description="An upload still arriving after this long is dropped (408)."
+    )
 
     # Access.
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(

@@ -9,6 +9,9 @@ from typing import Literal, get_args
 from pydantic import BaseModel, Field
 
 DEFAULT_FRAMES = 32  # selim's DFDC-winning pipeline samples 32 frames per video.
+# Hard ceiling on a decoded frame's longer side (8K): FFmpeg refuses to allocate larger frames,
+# whatever the header said, so a stream that changes resolution mid-way cannot exhaust memory.
+DECODE_MAX_SIDE = 8192
 # The policy the shipped presets and model card were measured under (the protocol's best AUC):
 # presets fitted on one policy's scores mean nothing on another's.
 DEFAULT_POLICY = "confident"

@@ -34,7 +34,7 @@ from models.schema import (
 )
 from models.scoring_jobs import Crops, ScoringJobs
 from models.tracking import assign_identities, drop_short_tracks, min_track_length
-from models.video import PREFETCH_DECODE_THREADS, FrameSampling, PrefetchedFrames
+from models.video import PREFETCH_DECODE_THREADS, DecodeReport, FrameSampling, PrefetchedFrames
 
 Progress = Callable[[str, float], None]
 STAGES = ("decode", "detect_faces", "crop", "classify", "aggregate")
@@ -167,7 +167,8 @@ class Detector:
         if not located:
             clock.seconds["total"] = time.perf_counter() - started
             return self._no_face(
-                Path(path).name, info, frames, policy.name, point, members, clock.seconds
+                Path(path).name, info, frames, policy.name, point, members, clock.seconds,
+                scan.decode,
             )
 
         with clock.stage("aggregate"):
@@ -194,6 +195,8 @@ class Detector:
             models=[m.info for m in members],
             video=info,
             sampled_frames=len(frames),
+            decoded_fraction=scan.decode.fraction,
+            warnings=scan.decode.warnings(),
             timings=clock.seconds,
         )
 
@@ -212,6 +215,7 @@ class Detector:
         point: OperatingPoint,
         members: list[Member],
         timings: dict[str, float],
+        decode: DecodeReport,
     ) -> DetectionResult:
         return DetectionResult(
             file=file,
@@ -226,6 +230,8 @@ class Detector:
             models=[m.info for m in members],
             video=info,
             sampled_frames=len(frames),
+            decoded_fraction=decode.fraction,
+            warnings=decode.warnings(),
             timings=timings,
         )
 
@@ -250,6 +256,7 @@ class _Scan:
     """A video's sampled frames, their faces and every face's P(fake) per model."""
 
     info: VideoInfo
+    decode: DecodeReport
     frames: list[_FramePosition]
     faces_per_frame: list[list[Face]]
     _row: dict[Face, int]
@@ -318,6 +325,7 @@ def _scan_video(
         clock.seconds.setdefault(stage, 0.0)
     return _Scan(
         info=prefetch.info,
+        decode=prefetch.report,
         frames=frames,
         faces_per_frame=faces_per_frame,
         _row={face: row for row, face in enumerate(scored)},

@@ -108,6 +108,17 @@ class DetectionResult(BaseModel):
     models: list[ModelInfo]
     video: VideoInfo
     sampled_frames: int
+    decoded_fraction: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the video actually decoded: the time span reached out of the one "
+        "the file declares, times the share of packets that decoded. Below 1 for a cut-off or "
+        "damaged file, whose score then covers only what was seen.",
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="Why decoded_fraction is below 1, in words."
+    )
     timings: dict[str, float] = Field(
         description="Seconds per stage: decode, detect_faces, crop, classify, aggregate, total."
     )

@@ -27,7 +27,9 @@ import av
 import av.error
 import numpy as np
 
-from models.errors import ConfigError, VideoError
+from models.config import DECODE_MAX_SIDE
+from models.errors import ConfigError, FrameTooLarge, TooManyFrames, VideoError
+from models.image_size import image_size
 from models.schema import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,12 @@ _IMAGE_DEMUXERS = {"jpeg": "jpeg_pipe", "png": "png_pipe", "webp": "webp_pipe"}
 _MPEGTS_PACKET = 188  # ISO/IEC 13818-1 transport packets, each starting with sync byte 0x47
 _M2TS_PACKET = 192  # Blu-ray transport packets: a 4-byte timecode before each 188-byte packet
 _QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+# FFmpeg's stream probe takes decoder options per stream index; files with more streams than
+# this are probed without the size cap on the extra ones (they are never decoded).
+_PROBED_STREAMS = 64
+# Frames one request may sample (the `frames` option's bound, and what `fps` over a whole video
+# may add up to): each costs a face detection and a classification.
+MAX_SAMPLED_FRAMES = 1024
 
 
 def sniff_container(head: bytes) -> str | None:
@@ -112,6 +120,49 @@ class SampledFrame:
     image: np.ndarray  # HxWx3 uint8 RGB, turned upright
 
 
+@dataclass
+class DecodeReport:
+    """How much of a video was really decoded, filled in while its frames are read.
+
+    A file cut off in transfer still opens and still yields frames: without this, its score
+    reads as if the whole video had been seen. `fraction` is the share of the expected time span
+    that was reached, times the share of packets that decoded.
+    """
+
+    expected_start: float = 0.0
+    expected_end: float = 0.0  # the last sampled time the file's own duration promises
+    reached: float | None = None  # stream time of the last decoded frame
+    packets: int = 0
+    undecodable: int = 0
+    ended_early: str | None = None  # why demuxing stopped before the end of the file
+
+    @property
+    def fraction(self) -> float:
+        span = self.expected_end - self.expected_start
+        covered = 1.0
+        if span > 0 and self.reached is not None:
+            covered = min(1.0, max(0.0, (self.reached - self.expected_start) / span))
+        decoded = 1.0 - self.undecodable / self.packets if self.packets else 1.0
+        return round(covered * decoded, 4)
+
+    def warnings(self) -> list[str]:
+        notes = []
+        span = self.expected_end - self.expected_start
+        if span > 0 and self.reached is not None and self.reached < self.expected_end:
+            notes.append(
+                f"the video ends early: frames were decoded up to "
+                f"{self.reached - self.expected_start:.1f} s of the "
+                f"{span:.1f} s its header declares (a cut-off file?)"
+            )
+        if self.ended_early:
+            notes.append(f"reading stopped at a damaged part of the file: {self.ended_early}")
+        if self.undecodable:
+            notes.append(
+                f"{self.undecodable} of {self.packets} packets could not be decoded and were skipped"
+            )
+        return notes
+
+
 @dataclass(frozen=True)
 class _Decoded:
     index: int
@@ -123,15 +174,24 @@ class _Source:
     """An opened file's video stream, decoded from the start, bad packets skipped."""
 
     def __init__(
-        self, path: Path, container: av.container.InputContainer, is_image: bool, threads: int = 0
+        self,
+        path: Path,
+        container: av.container.InputContainer,
+        is_image: bool,
+        threads: int = 0,
+        max_side: int = DECODE_MAX_SIDE,
     ):
         self.path = path
         self.container = container
         self.stream = _video_stream(container, path)
+        codec = self.stream.codec_context
+        _check_side(codec.width, codec.height, max_side)  # the container's word, before decoding
+        codec.options = {"max_pixels": str(max_side * max_side)}
         self.stream.thread_type = "AUTO"
-        self.stream.codec_context.thread_count = threads  # 0: FFmpeg picks (one per core)
+        codec.thread_count = threads  # 0: FFmpeg picks (one per core)
         self.is_image = is_image
         self._needed: _NeededTimes | None = None
+        self.report = DecodeReport()
 
     def decode_only_near(self, times: list[float]) -> None:
         """From the next packet on, skip decoding frames that nothing refers to unless they lie
@@ -172,7 +232,10 @@ class _Source:
         index, last_time, skipped = 0, None, 0
         packet_times = _PresentationOrder()
         codec = self.stream.codec_context
+        report = self.report
         for packet in self._packets():
+            if packet is not None and packet.size:
+                report.packets += 1
             if packet is not None and packet.pts is not None:
                 packet_times.add(packet.pts)
                 if self._needed is not None and packet.time_base:
@@ -182,9 +245,11 @@ class _Source:
                 decoded = self.stream.decode(packet)
             except av.error.FFmpegError:
                 skipped += 1
+                report.undecodable += 1
                 continue
             for frame in decoded:
                 last_time = self._frame_time(frame, last_time)
+                report.reached = last_time
                 skipping = self._needed is not None and frame.pts is not None
                 yield _Decoded(packet_times.rank(frame.pts) if skipping else index, last_time, frame)
                 index += 1
@@ -203,6 +268,7 @@ class _Source:
                 return
             except av.error.FFmpegError as error:
                 log.warning("%s: demuxing stopped early: %s", self.path.name, _reason(error))
+                self.report.ended_early = _reason(error)
                 yield None
                 return
 
@@ -259,8 +325,31 @@ def _video_stream(
     raise VideoError(f"no video stream in {path.name}")
 
 
+def _check_side(width: int, height: int, max_side: int) -> None:
+    if max(width, height) > max_side:
+        raise FrameTooLarge(width, height, max_side)
+
+
+def _decoder_options(max_side: int) -> list[dict[str, str]]:
+    """Options for the decoders FFmpeg's stream probe opens: none may allocate a frame over
+    `max_side` squared pixels (it would decode a whole still image to learn its size)."""
+    return [{"max_pixels": str(max_side * max_side)}] * _PROBED_STREAMS
+
+
+def _open_container(path: Path, format: str | None, max_side: int) -> av.container.InputContainer:
+    """Open with FFmpeg's stream probe capped at `max_side`. Formats that list their streams
+    only while probing (MPEG program streams, FLV) take no per-stream options: they are probed
+    uncapped, and the cap applies from the first frame this module decodes."""
+    try:
+        return av.open(str(path), format=format, stream_options=_decoder_options(max_side))
+    except ValueError:  # PyAV: "this format does not expose its streams before probing"
+        return av.open(str(path), format=format)
+
+
 @contextmanager
-def _open(path: str | Path, threads: int = 0) -> Iterator[_Source]:
+def _open(path: str | Path, threads: int = 0, max_side: int = DECODE_MAX_SIDE) -> Iterator[_Source]:
+    """Open a video or image, refusing frames whose longer side is over `max_side` from the
+    header, before anything is decoded (FrameTooLarge)."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
@@ -272,12 +361,18 @@ def _open(path: str | Path, threads: int = 0) -> Iterator[_Source]:
     if not head:
         raise VideoError(f"file is empty: {path.name}")
     kind = sniff_container(head)
+    if kind in IMAGE_CONTAINERS or kind == "gif":
+        size = image_size(path, kind)
+        if size is not None:
+            _check_side(*size, max_side)
     try:
-        container = av.open(str(path), format=_IMAGE_DEMUXERS.get(kind or ""))
+        container = _open_container(path, _IMAGE_DEMUXERS.get(kind or ""), max_side)
     except av.error.FFmpegError as error:
         raise VideoError(f"not a video or image file: {path.name} ({_reason(error)})") from None
     try:
-        yield _Source(path, container, is_image=kind in IMAGE_CONTAINERS, threads=threads)
+        yield _Source(
+            path, container, is_image=kind in IMAGE_CONTAINERS, threads=threads, max_side=max_side
+        )
     finally:
         container.close()
 
@@ -333,11 +428,39 @@ def _info(source: _Source, first: av.VideoFrame) -> VideoInfo:
     )
 
 
-def probe_video(path: str | Path) -> VideoInfo:
-    """What the file holds, reading its header and decoding one frame to prove it decodes."""
-    with _open(path) as source:
+def probe_video(path: str | Path, max_side: int = DECODE_MAX_SIDE) -> VideoInfo:
+    """What the file holds, reading its header and decoding one frame to prove it decodes.
+
+    Frames over `max_side` pixels on the longer side are refused from the header (FrameTooLarge)
+    before that frame is decoded.
+    """
+    with _open(path, max_side=max_side) as source:
         first = next(source.frames())
         return _info(source, first.frame)
+
+
+def measured_duration(path: str | Path) -> float | None:
+    """Seconds the video stream lasts by its packets, for files that do not declare it (a live
+    WebM, a bare stream): demuxed, not decoded. From the packets' timestamps, or their count
+    times the frame interval when they carry none; None when neither is known."""
+    with _open(path) as source:
+        first: float | None = None
+        end: float | None = None
+        count = 0
+        for packet in source._packets():
+            if packet is None:
+                continue
+            count += 1
+            if packet.pts is None or not packet.time_base:
+                continue
+            start = float(packet.pts * packet.time_base)
+            stop = start + float((packet.duration or 0) * packet.time_base)
+            first = start if first is None else min(first, start)
+            end = stop if end is None else max(end, stop)
+        if first is not None and end is not None:
+            return end - first
+        interval = source.frame_interval
+        return count * interval if interval is not None and count else None
 
 
 def _targets(sampling: FrameSampling, start: float, end: float) -> list[float]:
@@ -346,6 +469,8 @@ def _targets(sampling: FrameSampling, start: float, end: float) -> list[float]:
         return np.linspace(start, end, sampling.count).tolist()
     step = 1.0 / sampling.per_second
     steps = math.floor((end - start) / step + 1e-9)
+    if steps + 1 > MAX_SAMPLED_FRAMES:
+        raise TooManyFrames(steps + 1, MAX_SAMPLED_FRAMES)
     return [start + k * step for k in range(steps + 1)]
 
 
@@ -399,6 +524,7 @@ def _sample(source: _Source, sampling: FrameSampling) -> tuple[VideoInfo, Iterat
         start, end = _time_span(source.path)
 
     targets = _targets(sampling, start, end)
+    source.report.expected_start, source.report.expected_end = start, end
     source.decode_only_near(targets)
 
     def sampled() -> Iterator[SampledFrame]:
@@ -453,8 +579,9 @@ class PrefetchedFrames:
 
     Use as a context manager: `info` waits for the first frame; `batches(n)` yields the frames
     that are ready (at least one, at most n) in order; `decode_seconds` is the producer's wall
-    time once it has finished. Decoding errors are raised in the caller's thread.
-    `decode_threads` is FFmpeg's thread count for it (0: one per core).
+    time and `report` how much of the video was decoded, once it has finished. Decoding errors
+    are raised in the caller's thread. `decode_threads` is FFmpeg's thread count for it (0: one
+    per core).
     """
 
     def __init__(
@@ -473,8 +600,16 @@ class PrefetchedFrames:
             name="frame-decoder",
             daemon=True,
         )
-        self._thread.start()
-        self.info: VideoInfo = self._take()  # type: ignore[assignment]
+        self.report = DecodeReport()
+        try:
+            self._thread.start()
+            self.info: VideoInfo = self._take()  # type: ignore[assignment]
+        except BaseException:
+            # A deadline (SIGALRM) may fire here, even inside start(), and no caller holds the
+            # object to close it: stopped, the producer ends at its next frame instead of
+            # waiting for ever on a full queue.
+            self._stop.set()
+            raise
 
     def __enter__(self) -> Self:
         return self
@@ -530,6 +665,7 @@ class PrefetchedFrames:
         started = time.perf_counter()
         try:
             with _open(path, threads=threads) as source:
+                self.report = source.report
                 info, frames = _sample(source, sampling)
                 if not self._put(info):
                     return

@@ -14,6 +14,7 @@ from models.ensemble import Ensemble
 from models.errors import ConfigError, MissingWeightsError, VideoError
 from models.registry import Registry
 from models.video import FrameSampling, read_sampled_frames
+from tests import media
 from tests.tiny_models import write_test_registry
 
 FRAMES = 8
@@ -168,3 +169,14 @@ def test_decoder_takes_every_core_only_when_the_models_are_on_a_gpu() -> None:
 
     assert decoder_threads(torch.device("cpu")) == 1  # torch needs the other core
     assert decoder_threads(torch.device("cuda")) == 0  # FFmpeg: one thread per core
+
+
+def test_a_cut_off_video_is_scored_with_its_decoded_fraction(
+    detector: Detector, face_video: Path, tmp_path: Path
+) -> None:
+    whole = detector.detect(face_video)
+    assert whole.decoded_fraction == 1.0 and whole.warnings == []
+    cut = media.make_truncated_video(face_video, tmp_path / "cut.mp4", keep_fraction=0.6)
+    result = detector.detect(cut)
+    assert result.decoded_fraction < 0.7
+    assert any("ends early" in warning for warning in result.warnings)

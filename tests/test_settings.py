@@ -134,3 +134,14 @@ def test_upload_keys_cannot_escape_the_uploads_folder() -> None:
 def test_unknown_job_store_scheme_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="sqlite:///"):
         open_store(Settings(jobstore_url="postgres://db/jobs"))
+
+
+@pytest.mark.parametrize(
+    "bad", [{"stale_after_s": "1"}, {"port": "not-a-port"}, {"frames": "0"}]
+)
+def test_settings_errors_never_show_keys_or_secrets(bad: dict[str, object]) -> None:
+    secret, key = "webhook-secret-0123456789abcdef", "api-key-0123456789abcdef"
+    with pytest.raises(ValueError) as raised:
+        Settings(_env_file=None, webhook_secret=secret, api_keys=key, **bad)  # type: ignore[arg-type]
+    message = str(raised.value)
+    assert secret[-6:] not in message and key[-6:] not in message

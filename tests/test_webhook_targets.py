@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from fakewatch.webhook_targets import ForbiddenTarget, check_webhook_target
+from fakewatch.webhook_targets import ForbiddenTarget, check_webhook_target, pinned
 from tests.service_helpers import error_of, submit
 
 pytest_plugins = ("tests.service_fixtures",)
@@ -18,6 +18,10 @@ PRIVATE = [
     "http://169.254.169.254/latest/meta-data/",  # cloud metadata service
     "http://[::1]:8000/hook",
     "http://0.0.0.0/hook",
+    "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 for 169.254.169.254
+    "http://[64:ff9b:1::a00:1]/",  # local-use NAT64 for 10.0.0.1
+    "http://[::ffff:127.0.0.1]/",  # IPv4-mapped loopback
+    "http://[2002:a9fe:a9fe::1]/",  # 6to4 around 169.254.169.254
 ]
 
 
@@ -47,3 +51,15 @@ def test_gateway_refuses_a_private_callback(gateway_deployment: Any, face_video:
         response = submit(client, face_video, callback_url="http://127.0.0.1:9/hook")
         assert "not a public address" in error_of(response, 422, "ForbiddenCallback")
         assert client.get("/jobs").json()["total"] == 0
+
+
+def test_delivery_goes_to_the_address_that_was_checked() -> None:
+    address = check_webhook_target("http://localhost:8080/hook?x=1", allow_private=True)
+    assert address in {"127.0.0.1", "::1"}
+    target = pinned("http://localhost:8080/hook?x=1", "127.0.0.1")
+    assert target.url == "http://127.0.0.1:8080/hook?x=1"
+    assert target.host_header == "localhost:8080" and target.sni_hostname is None
+    secure = pinned("https://hooks.example.com/in", "2606:4700::1")
+    assert secure.url == "https://[2606:4700::1]/in"
+    assert secure.host_header == "hooks.example.com"
+    assert secure.sni_hostname == "hooks.example.com"  # TLS still verifies the name

@@ -4,12 +4,16 @@ Solo pools ignore Celery's time limits (REFERENCE.md §7), so the task enforces 
 SIGALRM interrupts a long stage when the task runs on the main thread (solo and prefork pools),
 and every progress report checks the clock as well. A heartbeat thread tells the gateway's
 sweeper the worker is alive; when the store says the job is no longer ours (deleted, or requeued
-to another worker), the next progress report stops the detection.
+to another worker), the next progress report stops the detection. A heartbeat the store could not
+take is logged and tried again at the next beat: one store error must not silence the worker for
+the rest of the job (the sweeper would then requeue a job that is still running).
 """
 
 from __future__ import annotations
 
+import logging
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -17,8 +21,13 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Self
 
+import redis
+
 from fakewatch.jobs import JobStore
 from models.errors import FakewatchError
+
+log = logging.getLogger(__name__)
+STORE_ERRORS = (redis.RedisError, sqlite3.Error, OSError)  # the job store is down or locked
 
 
 class DeadlineExceeded(FakewatchError):
@@ -53,7 +62,12 @@ class JobGuard:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval_s):
-            if not self.store.heartbeat(self.job_id, self.task_id):
+            try:
+                ours = self.store.heartbeat(self.job_id, self.task_id)
+            except STORE_ERRORS as error:
+                log.warning("job %s: heartbeat not recorded, trying again: %s", self.job_id, error)
+                continue
+            if not ours:
                 self._lost.set()
                 return
 

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import time
 from pathlib import Path
 
-import redis
 from celery import Task
 from celery.exceptions import Reject
 
@@ -23,14 +21,13 @@ from fakewatch.jobs.store import Claim, ClaimOutcome
 from models.errors import FakewatchError
 from workers import runtime
 from workers.celery_app import celery, settings
-from workers.guard import JobGuard, JobLost
+from workers.guard import STORE_ERRORS, JobGuard, JobLost
 
 log = logging.getLogger(__name__)
 HASH_CHUNK = 1024 * 1024
 # Backoff while the job store is unreachable at claim time: about half a minute in all, then
 # the message goes back to the queue (the sweeper re-sends it later if it is lost).
 CLAIM_RETRY_PAUSES_S = (1.0, 2.0, 4.0, 8.0, 15.0)
-STORE_ERRORS = (redis.RedisError, sqlite3.Error, OSError)
 
 
 class UploadError(FakewatchError):

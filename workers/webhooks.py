@@ -17,7 +17,7 @@ from celery import Task
 
 from fakewatch.jobs.model import WebhookDelivery, WebhookState, now
 from fakewatch.jobs.names import WEBHOOK_TASK
-from fakewatch.webhook_targets import ForbiddenTarget, check_webhook_target
+from fakewatch.webhook_targets import ForbiddenTarget, check_webhook_target, pinned
 from workers import runtime
 from workers.celery_app import celery, settings
 
@@ -40,20 +40,25 @@ class Attempt:
 
 def _post(url: str, key: bytes, body: bytes) -> Attempt:
     try:  # again at delivery: the host's DNS answer may have changed since submission
-        check_webhook_target(url, settings.webhook_allow_private)
+        target = pinned(url, check_webhook_target(url, settings.webhook_allow_private))
     except ForbiddenTarget as error:
         return Attempt(status=None, error=str(error))
     timestamp = str(int(time.time()))
     headers = {
+        "Host": target.host_header,
         "Content-Type": "application/json",
         EVENT_HEADER: EVENT,
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: sign(key, timestamp, body),
     }
     try:
-        response = httpx.post(
-            url, content=body, headers=headers, timeout=settings.webhook_timeout_s
-        )
+        with httpx.Client(timeout=settings.webhook_timeout_s) as client:
+            response = client.post(
+                target.url,
+                content=body,
+                headers=headers,
+                extensions={"sni_hostname": target.sni_hostname} if target.sni_hostname else None,
+            )
     except httpx.HTTPError as error:
         return Attempt(status=None, error=f"{type(error).__name__}: {error}")
     if response.is_success:

@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from app.deps import ClientDep, ServicesDep, authorize
 from app.dispatch import send_detect
 from app.errors import STORE_ERRORS, ApiError, error_responses
-from app.intake import DetectRequest, Media, inspect_media, parse_request
+from app.intake import DetectRequest, Media, check_sampling, inspect_media, parse_request
 from app.services import Services
-from app.uploads import FILE_FIELD, ReceivedUpload, receive_upload
+from app.uploads import FILE_FIELD, BodyTimeouts, ReceivedUpload, receive_upload
 from fakewatch.jobs import queue_timeouts
 from fakewatch.jobs.model import (
     Job,
@@ -125,7 +125,7 @@ def _known_models(services: Services) -> set[str] | None:
     summary="Submit a video or image for deepfake detection",
     responses={
         200: {"model": JobView, "description": "The same file with the same options: that job."},
-        **error_responses(400, 401, 413, 415, 422, 429, 503),
+        **error_responses(400, 401, 408, 413, 415, 422, 429, 503),
     },
     openapi_extra={"requestBody": REQUEST_BODY},
 )
@@ -136,7 +136,8 @@ async def submit(
     identical bytes with identical options answer 200 with the existing job instead."""
     settings = services.settings
     incoming = settings.uploads_dir / INCOMING
-    upload = await receive_upload(request, incoming, settings.max_upload_bytes)
+    timeouts = BodyTimeouts(settings.upload_idle_timeout_s, settings.upload_timeout_s)
+    upload = await receive_upload(request, incoming, settings.max_upload_bytes, timeouts)
     try:
         known = await run_in_threadpool(_known_models, services)
         detect_request = parse_request(upload.fields, known)
@@ -150,6 +151,7 @@ async def submit(
         if detect_request.callback_url:
             await run_in_threadpool(_check_callback, detect_request.callback_url, settings)
         media = await run_in_threadpool(inspect_media, upload, settings)
+        check_sampling(detect_request.options, media)
         job = _new_job(upload, media, detect_request, settings, client.owner)
         destination = settings.upload_path(job.upload_key)
         destination.parent.mkdir(parents=True)

@@ -22,7 +22,11 @@ def make_celery(settings: Settings, name: str) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A broker blip must not cancel running detections: cancelled, they are redelivered and
+        # charged an attempt though the file was fine. Left running, each finishes and records
+        # its result; its message, unacknowledgeable on the lost connection, comes back after
+        # the visibility timeout and finds the job done.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_routes={
             DETECT_TASK: {"queue": DETECT_QUEUE},
             WEBHOOK_TASK: {"queue": WEBHOOK_QUEUE},
