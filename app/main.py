@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from app.errors import install_error_handlers
 from app.metrics import Metrics, MetricsMiddleware
-from app.routes import detect, health, jobs, metrics, models
+from app.routes import detect, faces, health, jobs, metrics, models, page
 from app.services import Services
 from app.sweeper import run_sweeper
 from fakewatch import __version__
@@ -49,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (detect.router, jobs.router, models.router, health.router, metrics.router):
         app.include_router(router)
+    app.include_router(faces.router)
+    app.include_router(page.router)
+    page.mount_assets(app)
     app.add_middleware(MetricsMiddleware)
     return app
 

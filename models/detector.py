@@ -153,7 +153,7 @@ class Detector:
         report("decode", 0.0)
         scan = _scan_video(
             path,
-            _sampling(options, self.config),
+            frame_sampling(options, self.config),
             faces_model,
             jobs,
             list(dict.fromkeys(m.entry.preprocessing for m in members)),
@@ -338,7 +338,8 @@ def _fraction(frames_done: int, sampling: FrameSampling) -> float:
     return min(1.0, frames_done / sampling.count) if sampling.count else 0.0
 
 
-def _sampling(options: DetectOptions, config: DetectorConfig) -> FrameSampling:
+def frame_sampling(options: DetectOptions, config: DetectorConfig) -> FrameSampling:
+    """Which frames a request samples; crops for review are cut again from the same frames."""
     if options.fps is not None:
         if options.frames is not None:
             raise ConfigError("give either frames or fps, not both")

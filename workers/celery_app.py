@@ -14,7 +14,7 @@ WORKER_NAME = "fakewatch-worker"
 settings = Settings()
 celery = make_celery(settings, WORKER_NAME)
 # Task modules are imported when the worker starts, after `celery` exists (no import cycle).
-celery.conf.imports = ("workers.tasks", "workers.webhooks", "workers.runtime")
+celery.conf.imports = ("workers.tasks", "workers.webhooks", "workers.runtime", "workers.views")
 
 
 @worker_init.connect

@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from celery.signals import worker_process_init
 
@@ -24,6 +24,9 @@ from models.config import DetectOptions, DetectorConfig
 from models.errors import FakewatchError
 from models.schema import DetectionResult, ModelInfo, ThresholdPreset
 from workers.celery_app import settings
+
+if TYPE_CHECKING:  # torch is imported only when the detector is built
+    from models.ensemble import Ensemble
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
@@ -37,6 +40,9 @@ class DetectorLike(Protocol):
 
     @property
     def presets(self) -> list[ThresholdPreset]: ...
+
+    @property
+    def ensemble(self) -> Ensemble: ...
 
     def detect(
         self,

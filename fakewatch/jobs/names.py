@@ -8,3 +8,4 @@ WEBHOOK_TASK = "fakewatch.deliver_webhook"
 DETECT_QUEUE = "gpu"
 WEBHOOK_QUEUE = "webhooks"
 WORKER_QUEUES = (DETECT_QUEUE, WEBHOOK_QUEUE)
+FACE_VIEW_TASK = "fakewatch.face_view"  # a face crop or heatmap for the review page (gpu queue)

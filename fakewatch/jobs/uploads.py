@@ -6,6 +6,7 @@ user sent, and deleting a job removes exactly its folder.
 
 from __future__ import annotations
 
+from fakewatch.jobs.views import delete_views
 from fakewatch.settings import Settings
 
 
@@ -15,6 +16,8 @@ def upload_key(job_id: str, file_name: str) -> str:
 
 
 def delete_upload(settings: Settings, key: str) -> None:
+    """Delete the upload and the face crops and heatmaps cut from it."""
+    delete_views(settings, key)
     path = settings.upload_path(key)
     path.unlink(missing_ok=True)
     folder = path.parent
