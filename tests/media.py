@@ -144,15 +144,22 @@ def make_face_video(
     height: int = 360,
     rotation: int = 0,
     faststart: bool = True,
+    faceless_from: int | None = None,
 ) -> Path:
     """A clip of the astronaut's head drifting and growing (two mirrored heads with faces=2).
 
     `width` x `height` is the displayed size. `rotation` (counter-clockwise degrees, like
     `VideoFrame.rotation`) is written as display-matrix metadata over frames stored turned the
-    other way. `faststart=False` leaves the index at the end, as many cameras do.
+    other way. `faststart=False` leaves the index at the end, as many cameras do. From frame
+    `faceless_from` on, the person has left: only the background remains.
     """
     kwargs = {"faces": faces, "frames": frames, "width": width, "height": height}
-    images = (face_frame(i, **kwargs) for i in range(frames))
+    images = (
+        face_frame(i, **kwargs)
+        if faceless_from is None or i < faceless_from
+        else gradient_background(width, height, phase=i / max(frames, 1))
+        for i in range(frames)
+    )
     return _encode(
         path, images, fps=fps, width=width, height=height, rotation=rotation, faststart=faststart
     )

@@ -1,5 +1,6 @@
 """The Detector end to end: real videos, real MTCNN, tiny real classifiers loaded from disk."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from models.ensemble import Ensemble
 from models.errors import ConfigError, MissingWeightsError, VideoError
 from models.registry import Registry
 from models.video import FrameSampling, read_sampled_frames
+from tests import media
 from tests.tiny_models import write_test_registry
 
 FRAMES = 8
@@ -112,6 +114,18 @@ def test_no_face_is_explicit(detector: Detector, blank_video: Path) -> None:
     assert result.status == "no_face"
     assert result.probability is None and result.label is None
     assert result.identities == [] and len(result.frames) == FRAMES
+    assert result.frames_without_face == FRAMES
+
+
+def test_frames_without_a_face_are_counted(detector: Detector, media_dir: Path) -> None:
+    """The person leaves halfway: the result says how many sampled frames were not judged."""
+    path = media.make_face_video(media_dir / "leaves.mp4", frames=24, faceless_from=12)
+    result = detector.detect(path)
+    assert result.status == "ok"
+    empty = [frame.index for frame in result.frames if not frame.faces]
+    assert empty and all(index >= 12 for index in empty)
+    assert result.frames_without_face == len(empty) == sum(1 for f in result.frames if f.index >= 12)
+    assert json.loads(result.model_dump_json())["frames_without_face"] == len(empty)
 
 
 def test_image_is_a_one_frame_video(detector: Detector, face_image: Path) -> None:
