@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from models.aggregation import AggregationPolicy, CropScores, get_policy, identity_scores
+from models.appearance import DESCRIPTOR_SIZE, describe_face
 from models.config import DetectOptions, DetectorConfig
 from models.crops import CropSpec, crop_face, crops_to_tensor
 from models.device import cap_cpu_threads, resolve_device
@@ -33,6 +34,7 @@ from models.schema import (
     VideoInfo,
 )
 from models.scoring_jobs import Crops, ScoringJobs
+from models.shots import frame_signature, shot_starts
 from models.tracking import assign_identities, drop_short_tracks, min_track_length
 from models.video import PREFETCH_DECODE_THREADS, FrameSampling, PrefetchedFrames
 
@@ -158,7 +160,7 @@ class Detector:
         )
         info, frames = scan.info, scan.frames
         with clock.stage("detect_faces"):
-            located = _locate(scan.faces_per_frame)
+            located = _locate(scan)
         if not located:
             clock.seconds["total"] = time.perf_counter() - started
             return self._no_face(
@@ -247,6 +249,8 @@ class _Scan:
     info: VideoInfo
     frames: list[_FramePosition]
     faces_per_frame: list[list[Face]]
+    appearances: list[np.ndarray]  # per frame, (faces, D) `describe_face` descriptors
+    signatures: list[np.ndarray]  # per frame, its `frame_signature` (for shot cuts)
     _row: dict[Face, int]
     _per_model: dict[str, np.ndarray]
 
@@ -280,6 +284,8 @@ def _scan_video(
     """
     frames: list[_FramePosition] = []
     faces_per_frame: list[list[Face]] = []
+    appearances: list[np.ndarray] = []
+    signatures: list[np.ndarray] = []
     scored: list[Face] = []
     try:
         with PrefetchedFrames(path, sampling, decode_threads=decode_threads) as prefetch:
@@ -287,6 +293,10 @@ def _scan_video(
             for batch in prefetch.batches(faces_model.batch_size):
                 with clock.stage("detect_faces"):
                     batch_faces = faces_model.detect([frame.image for frame in batch])
+                    signatures.extend(frame_signature(frame.image) for frame in batch)
+                    appearances.extend(
+                        _describe(frame.image, faces) for frame, faces in zip(batch, batch_faces)
+                    )
                 frames.extend(_FramePosition(frame.index, frame.timestamp) for frame in batch)
                 faces_per_frame.extend(batch_faces)
                 located = [(frame, face) for frame, faces in zip(batch, batch_faces) for face in faces]
@@ -315,6 +325,8 @@ def _scan_video(
         info=prefetch.info,
         frames=frames,
         faces_per_frame=faces_per_frame,
+        appearances=appearances,
+        signatures=signatures,
         _row={face: row for row, face in enumerate(scored)},
         _per_model=per_model,
     )
@@ -333,13 +345,21 @@ def _sampling(options: DetectOptions, config: DetectorConfig) -> FrameSampling:
     return FrameSampling(count=options.frames or config.frames)
 
 
-def _locate(faces_per_frame: list[list[Face]]) -> list[_LocatedFace]:
-    """Faces with their identities; one-off detections are dropped so that a single spurious
-    box cannot become a "person" and decide a video under max-identity."""
+def _describe(image: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """(faces, D) appearance descriptors of one frame's faces, from the original pixels."""
+    if not faces:
+        return np.empty((0, DESCRIPTOR_SIZE), dtype=np.float32)
+    return np.stack([describe_face(image, face.box) for face in faces])
+
+
+def _locate(scan: _Scan) -> list[_LocatedFace]:
+    """Faces with their identities (tracks split at shot cuts, linked by position and
+    appearance); one-off detections are dropped so that a single spurious box cannot become a
+    "person" and decide a video under max-identity."""
     faces_per_frame, identities = drop_short_tracks(
-        faces_per_frame,
-        assign_identities(faces_per_frame),
-        min_track_length(len(faces_per_frame)),
+        scan.faces_per_frame,
+        assign_identities(scan.faces_per_frame, scan.appearances, shot_starts(scan.signatures)),
+        min_track_length(len(scan.faces_per_frame)),
     )
     return [
         _LocatedFace(frame=frame_position, face=face, identity=identity)

@@ -65,6 +65,15 @@ def test_two_people_are_two_identities(detector: Detector, two_face_video: Path)
         assert identity.first_timestamp < identity.last_timestamp
 
 
+def test_people_taking_turns_in_one_spot_are_two_identities(
+    detector: Detector, media_dir: Path
+) -> None:
+    path = media.make_turns_video(media_dir / "turns.mp4")  # sampled: astronaut, then cameraman...
+    result = detector.detect(path, DetectOptions(policy="max-identity"))
+    assert [[face.identity for face in frame.faces] for frame in result.frames] == [[0], [1]] * 4
+    assert [i.faces for i in result.identities] == [4, 4]
+
+
 def test_each_face_keeps_the_scores_of_its_own_crop(
     detector: Detector, tiny_registry: Path, two_face_video: Path
 ) -> None:
