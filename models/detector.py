@@ -20,7 +20,8 @@ from models.crops import CropSpec, crop_face, crops_to_tensor
 from models.device import cap_cpu_threads, resolve_device
 from models.ensemble import Ensemble, Member
 from models.errors import ConfigError
-from models.faces import Face, FaceDetector
+from models.face_finder import FaceFinder
+from models.faces import Face
 from models.presets import OperatingPoint, ensemble_presets, operating_point
 from models.registry import Registry, ThresholdPresets
 from models.schema import (
@@ -76,7 +77,7 @@ class Detector:
         self.config = config or DetectorConfig()
         get_policy(self.config.policy)  # refuse a bad default before loading anything
         self.device = resolve_device(self.config.device)
-        self._faces: FaceDetector | None = None
+        self._faces: FaceFinder | None = None
         self._ensemble: Ensemble | None = None
         self._presets: ThresholdPresets | None = None
         # One classifier thread for the detector's life, shared by concurrent videos: cuDNN
@@ -97,7 +98,7 @@ class Detector:
         self._presets = ensemble_presets(registry, self.config.models)
         if self.config.preset is not None:  # refuse a preset that cannot apply before any video
             operating_point(DetectOptions(), self.config, self._presets, whole_ensemble=True)
-        self._faces = FaceDetector(device=self.device)
+        self._faces = FaceFinder(device=self.device)
 
     def warmup(self) -> None:
         """One pass on a blank frame and blank crops, so the first video is not slow."""
@@ -194,7 +195,7 @@ class Detector:
             timings=clock.seconds,
         )
 
-    def _loaded(self) -> tuple[FaceDetector, Ensemble]:
+    def _loaded(self) -> tuple[FaceFinder, Ensemble]:
         if self._faces is None or self._ensemble is None:
             self.load()
         assert self._faces is not None and self._ensemble is not None
@@ -263,7 +264,7 @@ class _Scan:
 def _scan_video(
     path: str | Path,
     sampling: FrameSampling,
-    faces_model: FaceDetector,
+    faces_model: FaceFinder,
     jobs: ScoringJobs,
     specs: Sequence[CropSpec],
     clock: _Stopwatch,

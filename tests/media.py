@@ -200,6 +200,12 @@ def make_turns_video(path: Path, *, frames: int = 24, width: int = 640, height: 
     return _encode(path, images, fps=12, width=width, height=height)
 
 
+def encode_images(path: Path, images: Sequence[np.ndarray], *, fps: float = 12) -> Path:
+    """Encode equally sized upright RGB frames as they are."""
+    height, width = images[0].shape[:2]
+    return _encode(path, iter(images), fps=fps, width=width, height=height)
+
+
 def make_vfr_video(
     path: Path, *, times: Sequence[float], width: int = 320, height: int = 240
 ) -> Path:

@@ -74,6 +74,28 @@ def test_people_taking_turns_in_one_spot_are_two_identities(
     assert [i.faces for i in result.identities] == [4, 4]
 
 
+@pytest.mark.slow
+def test_a_dim_room_clip_with_a_small_face_is_scored(detector: Detector, media_dir: Path) -> None:
+    """The issue's missed clips, made: 1080p, mean brightness 30, a 50 px face in the shadow,
+    sensor noise and compression. Plain MTCNN finds no face in it; the detector scores her."""
+    from bench.face_conditions import DIM_ROOM, Scene, chain, face_shadow, shrink
+    from models.faces import FaceDetector
+
+    plain = FaceDetector()
+    (faces,) = plain.detect([media.face_frame(0)])
+    standing = shrink(50)(
+        Scene(media.face_frame(0), tuple(float(v) for v in faces[0].box)), np.random.default_rng(0)
+    )
+    dim = chain(face_shadow(), DIM_ROOM)
+    images = [dim(standing, np.random.default_rng(seed)).image for seed in range(FRAMES)]
+    path = media.encode_images(media_dir / "dim_room.mp4", images)
+    _, decoded = read_sampled_frames(path, FrameSampling(count=FRAMES))
+    assert plain.detect([frame.image for frame in decoded]) == [[]] * FRAMES
+    result = detector.detect(path)
+    assert result.status == "ok" and result.frames_without_face == 0
+    assert [i.identity for i in result.identities] == [0]
+
+
 def test_each_face_keeps_the_scores_of_its_own_crop(
     detector: Detector, tiny_registry: Path, two_face_video: Path
 ) -> None:

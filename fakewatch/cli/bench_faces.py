@@ -133,9 +133,16 @@ def _conditions(names: str | None, known: dict) -> list[str]:
 
 
 def _finders():  # -> (dict[str, Finder], dict[str, str])
-    """The face finders compared, by name, and a line saying what each is. `mtcnn` also picks
-    the ground truth."""
+    """The face finders compared, by name, and a line saying what each is. `mtcnn` is the
+    detector as it was before exposure normalisation and the second pass: it also picks the
+    ground truth."""
+    from models.face_finder import FaceFinder
     from models.faces import FaceDetector
 
     plain = FaceDetector(device="cpu")
-    return {"mtcnn": plain.detect}, {"mtcnn": "MTCNN at the shipped settings, frame by frame"}
+    finder = FaceFinder(device="cpu")
+    return {"mtcnn": plain.detect, "finder": finder.detect}, {
+        "mtcnn": "MTCNN at the settings shipped before issue 11, frame by frame",
+        "finder": "the detector's FaceFinder: dark frames brightened, a finer second pass on "
+        "frames left empty",
+    }
