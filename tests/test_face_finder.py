@@ -85,3 +85,12 @@ def test_frames_whose_faces_the_first_pass_finds_get_no_second_look(
     assert [len(faces) for faces in found] == [2, 2, 2, 0]
     for ours, plain in zip(found[:3], expected[:3], strict=True):
         assert all(np.array_equal(a.box, b.box) for a, b in zip(ours, plain, strict=True))
+
+
+@pytest.mark.slow
+def test_no_second_look_when_every_face_found_is_large(astronaut: Scene, finder: FaceFinder) -> None:
+    """A batch whose found faces are all large is a near person: a frame left empty is them
+    turned away, and the costly second pass is skipped, even if a tiny face were there."""
+    small = shrink(40)(astronaut, np.random.default_rng(0))
+    assert [len(faces) for faces in finder.detect([small.image])] == [1]
+    assert [len(faces) for faces in finder.detect([astronaut.image, small.image])] == [1, 0]
