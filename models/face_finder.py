@@ -19,15 +19,15 @@ import torch
 from models.faces import BATCH_SIZE, MIN_FACE_FRACTION, Face, FaceDetector
 
 # The second pass detects at twice the usual scale (a 1080p frame at full size instead of half)
-# through the pyramid levels the first pass skips, down to faces of 2% of the short side (22 px in
-# 1080p). On the face-recall benchmark's 40 px faces, detecting the half-size frame down to
+# through the whole pyramid, down to faces of 2% of the short side (22 px in 1080p). On the face-recall benchmark's 40 px faces, detecting the half-size frame down to
 # P-Net's 12 px cell found none; at full size it found them all.
 RESCUE_ZOOM = 2.0
 RESCUE_MIN_FACE_FRACTION = 0.02
 # O-Net score a second-pass face needs. Measured on the benchmark (10 research clips x 5 frames
 # per condition, 160 face-free frames): true faces found by the second pass scored >= 0.995 when
 # small, >= 0.953 when also dark and in shadow (2 of 49 below 0.97); its false faces (a texture in
-# a photo collage) 0.91 and 0.96. The first pass keeps the shipped 0.9.
+# a photo collage) 0.91 and 0.96. Set on the benchmark's own clips, not on held-out ones. The
+# first pass keeps the shipped 0.9.
 RESCUE_MIN_CONFIDENCE = 0.97
 # When every face the first pass found in a batch is at least this share of the short side (twice
 # its smallest), a frame it left empty holds a person turned away or gone, not a face too small
