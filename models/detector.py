@@ -14,12 +14,14 @@ import numpy as np
 import torch
 
 from models.aggregation import AggregationPolicy, CropScores, get_policy, identity_scores
+from models.appearance import DESCRIPTOR_SIZE, describe_face
 from models.config import DetectOptions, DetectorConfig
 from models.crops import CropSpec, crop_face, crops_to_tensor
 from models.device import cap_cpu_threads, resolve_device
 from models.ensemble import Ensemble, Member
 from models.errors import ConfigError
-from models.faces import Face, FaceDetector
+from models.face_finder import FaceFinder
+from models.faces import Face
 from models.presets import OperatingPoint, ensemble_presets, operating_point
 from models.registry import Registry, ThresholdPresets
 from models.schema import (
@@ -33,6 +35,7 @@ from models.schema import (
     VideoInfo,
 )
 from models.scoring_jobs import Crops, ScoringJobs
+from models.shots import frame_signature, shot_starts
 from models.tracking import assign_identities, drop_short_tracks, min_track_length
 from models.video import PREFETCH_DECODE_THREADS, DecodeReport, FrameSampling, PrefetchedFrames
 
@@ -74,7 +77,7 @@ class Detector:
         self.config = config or DetectorConfig()
         get_policy(self.config.policy)  # refuse a bad default before loading anything
         self.device = resolve_device(self.config.device)
-        self._faces: FaceDetector | None = None
+        self._faces: FaceFinder | None = None
         self._ensemble: Ensemble | None = None
         self._presets: ThresholdPresets | None = None
         # One classifier thread for the detector's life, shared by concurrent videos: cuDNN
@@ -95,7 +98,7 @@ class Detector:
         self._presets = ensemble_presets(registry, self.config.models)
         if self.config.preset is not None:  # refuse a preset that cannot apply before any video
             operating_point(DetectOptions(), self.config, self._presets, whole_ensemble=True)
-        self._faces = FaceDetector(device=self.device)
+        self._faces = FaceFinder(device=self.device)
 
     def warmup(self) -> None:
         """One pass on a blank frame and blank crops, so the first video is not slow."""
@@ -163,7 +166,7 @@ class Detector:
         )
         info, frames = scan.info, scan.frames
         with clock.stage("detect_faces"):
-            located = _locate(scan.faces_per_frame)
+            located = _locate(scan)
         if not located:
             clock.seconds["total"] = time.perf_counter() - started
             return self._no_face(
@@ -200,7 +203,7 @@ class Detector:
             timings=clock.seconds,
         )
 
-    def _loaded(self) -> tuple[FaceDetector, Ensemble]:
+    def _loaded(self) -> tuple[FaceFinder, Ensemble]:
         if self._faces is None or self._ensemble is None:
             self.load()
         assert self._faces is not None and self._ensemble is not None
@@ -259,6 +262,8 @@ class _Scan:
     decode: DecodeReport
     frames: list[_FramePosition]
     faces_per_frame: list[list[Face]]
+    appearances: list[np.ndarray]  # per frame, (faces, D) `describe_face` descriptors
+    signatures: list[np.ndarray]  # per frame, its `frame_signature` (for shot cuts)
     _row: dict[Face, int]
     _per_model: dict[str, np.ndarray]
 
@@ -271,7 +276,7 @@ class _Scan:
 def _scan_video(
     path: str | Path,
     sampling: FrameSampling,
-    faces_model: FaceDetector,
+    faces_model: FaceFinder,
     jobs: ScoringJobs,
     specs: Sequence[CropSpec],
     clock: _Stopwatch,
@@ -292,6 +297,8 @@ def _scan_video(
     """
     frames: list[_FramePosition] = []
     faces_per_frame: list[list[Face]] = []
+    appearances: list[np.ndarray] = []
+    signatures: list[np.ndarray] = []
     scored: list[Face] = []
     try:
         with PrefetchedFrames(path, sampling, decode_threads=decode_threads) as prefetch:
@@ -299,6 +306,10 @@ def _scan_video(
             for batch in prefetch.batches(faces_model.batch_size):
                 with clock.stage("detect_faces"):
                     batch_faces = faces_model.detect([frame.image for frame in batch])
+                    signatures.extend(frame_signature(frame.image) for frame in batch)
+                    appearances.extend(
+                        _describe(frame.image, faces) for frame, faces in zip(batch, batch_faces)
+                    )
                 frames.extend(_FramePosition(frame.index, frame.timestamp) for frame in batch)
                 faces_per_frame.extend(batch_faces)
                 located = [(frame, face) for frame, faces in zip(batch, batch_faces) for face in faces]
@@ -328,6 +339,8 @@ def _scan_video(
         decode=prefetch.report,
         frames=frames,
         faces_per_frame=faces_per_frame,
+        appearances=appearances,
+        signatures=signatures,
         _row={face: row for row, face in enumerate(scored)},
         _per_model=per_model,
     )
@@ -347,13 +360,21 @@ def frame_sampling(options: DetectOptions, config: DetectorConfig) -> FrameSampl
     return FrameSampling(count=options.frames or config.frames)
 
 
-def _locate(faces_per_frame: list[list[Face]]) -> list[_LocatedFace]:
-    """Faces with their identities; one-off detections are dropped so that a single spurious
-    box cannot become a "person" and decide a video under max-identity."""
+def _describe(image: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """(faces, D) appearance descriptors of one frame's faces, from the original pixels."""
+    if not faces:
+        return np.empty((0, DESCRIPTOR_SIZE), dtype=np.float32)
+    return np.stack([describe_face(image, face.box) for face in faces])
+
+
+def _locate(scan: _Scan) -> list[_LocatedFace]:
+    """Faces with their identities (tracks split at shot cuts, linked by position and
+    appearance); one-off detections are dropped so that a single spurious box cannot become a
+    "person" and decide a video under max-identity."""
     faces_per_frame, identities = drop_short_tracks(
-        faces_per_frame,
-        assign_identities(faces_per_frame),
-        min_track_length(len(faces_per_frame)),
+        scan.faces_per_frame,
+        assign_identities(scan.faces_per_frame, scan.appearances, shot_starts(scan.signatures)),
+        min_track_length(len(scan.faces_per_frame)),
     )
     return [
         _LocatedFace(frame=frame_position, face=face, identity=identity)

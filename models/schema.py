@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 Label = Literal["fake", "real"]
 Status = Literal["ok", "no_face"]
@@ -122,3 +122,11 @@ class DetectionResult(BaseModel):
     timings: dict[str, float] = Field(
         description="Seconds per stage: decode, detect_faces, crop, classify, aggregate, total."
     )
+
+    @computed_field(
+        description="Sampled frames in which no face was kept: how much of the video went unjudged."
+    )
+    @property
+    def frames_without_face(self) -> int:
+        """Derived from `frames`, so it can never disagree with them."""
+        return sum(1 for frame in self.frames if not frame.faces)

@@ -1,9 +1,18 @@
-"""Link faces across sampled frames into person tracks by box overlap.
+"""Link faces across sampled frames into person tracks, by position and by appearance.
 
 Sampled frames are far apart (32 over a clip), but a face moves and grows little between them,
-so box overlap or centre proximity at a similar size is enough and needs no appearance model. Each frame's faces are matched to the live
-tracks greedily, best overlap first, one face per track; a track survives a few frames without a
-match (MTCNN misses faces during blinks, turns and motion blur).
+so box overlap or centre proximity at a similar size says where a person went. Position alone
+cannot tell two people apart who take turns in one spot or cross, so a face continues a track
+only if it also looks like the track's last face (`models.appearance`), and across a shot cut
+(`models.shots`) every track ends. Each frame's faces are matched to the live tracks greedily,
+best match first, one face per track; a track survives a few frames without a match (MTCNN
+misses faces during blinks, turns and motion blur).
+
+At a cut, one person filmed in two shots becomes two identities, on purpose: a cheap colour
+descriptor cannot re-identify a person across shots (new light, new angle) without also
+merging two people framed alike, and merging is the costly error: under `max-identity` a fake
+person's crops would be averaged with a real one's. Splitting costs only that each shot's
+crops of the person are judged on their own.
 
 Spurious one-off detections: `assign_identities` keeps every face, so callers see what was
 detected. `drop_short_tracks` removes tracks seen in fewer than `min_track_length(frames)`
@@ -14,11 +23,13 @@ could decide a whole video under a max-over-identities policy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from models.appearance import MIN_SIMILARITY, similarity
 
 if TYPE_CHECKING:  # only the type: tracking itself needs neither torch nor MTCNN
     from models.faces import Face
@@ -79,47 +90,81 @@ def box_affinity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class _Track:
     identity: int
     box: np.ndarray  # the latest matched box
+    appearance: np.ndarray | None  # the latest matched face's descriptor
     last_frame: int
 
 
 def assign_identities(
     faces_per_frame: Sequence[Sequence[Face]],
+    appearances: Sequence[np.ndarray] | None = None,
+    shot_starts: Collection[int] = (),
     iou_threshold: float = IOU_THRESHOLD,
     max_gap: int = MAX_GAP,
+    min_similarity: float = MIN_SIMILARITY,
 ) -> list[list[int]]:
     """An identity per face per frame, numbered 0.. by first appearance (then left to right).
 
-    A face continues the live track whose latest box it matches best (`box_affinity` >=
-    `iou_threshold`: overlapping, or a nearby face of similar size),
-    each track taking at most one face per frame; a track not matched for more than `max_gap`
-    consecutive frames ends, and a face matching no track starts a new one.
+    A face continues the live track it matches best: its box near the track's latest box
+    (`box_affinity` >= `iou_threshold`) and, given `appearances`, its descriptor at least
+    `min_similarity` like the track's latest face; among such tracks the highest product of
+    the two wins. Each track takes at most one face per frame; a track not matched for more than
+    `max_gap` consecutive frames ends, every track ends at a frame in `shot_starts`, and a face
+    matching no track starts a new one.
+
+    Args:
+        faces_per_frame: the faces of each sampled frame.
+        appearances: per frame, the (faces, D) descriptors of its faces in the same order
+            (`models.appearance.describe_face`); None links by position only.
+        shot_starts: positions of the frames that open a new shot (`models.shots.shot_starts`).
     """
+    if appearances is not None and [len(a) for a in appearances] != [len(f) for f in faces_per_frame]:
+        raise ValueError("appearances must hold one descriptor per face of every frame")
     tracks: list[_Track] = []
     identities: list[list[int]] = []
     for frame_index, faces in enumerate(faces_per_frame):
-        live = [t for t in tracks if frame_index - t.last_frame - 1 <= max_gap]
+        looks = appearances[frame_index] if appearances is not None else None
+        first_live = len(tracks) if frame_index in shot_starts else 0  # a cut ends every track
+        live = [t for t in tracks[first_live:] if frame_index - t.last_frame - 1 <= max_gap]
         assigned: list[int | None] = [None] * len(faces)
         if live and faces:
-            overlap = box_affinity(np.stack([t.box for t in live]), np.stack([f.box for f in faces]))
-            for track_pos, face_pos in _greedy_matches(overlap, iou_threshold):
+            score = _match_scores(live, faces, looks, iou_threshold, min_similarity)
+            for track_pos, face_pos in _greedy_matches(score):
                 assigned[face_pos] = live[track_pos].identity
         newcomers = sorted(
             (i for i, a in enumerate(assigned) if a is None), key=lambda i: faces[i].box[0]
         )
         for face_pos in newcomers:
             assigned[face_pos] = len(tracks)
-            tracks.append(_Track(len(tracks), faces[face_pos].box, frame_index))
+            tracks.append(_Track(len(tracks), faces[face_pos].box, None, frame_index))
         for face_pos, identity in enumerate(assigned):
-            tracks[identity].box = faces[face_pos].box
-            tracks[identity].last_frame = frame_index
+            track = tracks[identity]
+            track.box = faces[face_pos].box
+            track.appearance = looks[face_pos] if looks is not None else None
+            track.last_frame = frame_index
         identities.append([int(a) for a in assigned])
     return identities
 
 
-def _greedy_matches(overlap: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """(row, column) pairs, best overlap first, each row and column used once, all >= threshold."""
-    rows, cols = np.nonzero(overlap >= threshold)
-    order = np.argsort(-overlap[rows, cols], kind="stable")
+def _match_scores(
+    live: Sequence[_Track],
+    faces: Sequence[Face],
+    looks: np.ndarray | None,
+    iou_threshold: float,
+    min_similarity: float,
+) -> np.ndarray:
+    """(tracks, faces) match strength; 0 where the box is too far or the face looks different."""
+    affinity = box_affinity(np.stack([t.box for t in live]), np.stack([f.box for f in faces]))
+    score = np.where(affinity >= iou_threshold, affinity, 0.0)
+    if looks is not None:
+        alike = similarity(np.stack([t.appearance for t in live]), np.asarray(looks))
+        score = np.where(alike >= min_similarity, score * alike, 0.0)
+    return score
+
+
+def _greedy_matches(score: np.ndarray) -> list[tuple[int, int]]:
+    """(row, column) pairs, best score first, each row and column used once, all scores > 0."""
+    rows, cols = np.nonzero(score > 0)
+    order = np.argsort(-score[rows, cols], kind="stable")
     used_rows: set[int] = set()
     used_cols: set[int] = set()
     matches = []

@@ -22,6 +22,9 @@ from PIL import Image
 # Rows/columns of the head (hair to chin) in skimage.data.astronaut(), a 512x512 RGB photo whose
 # face MTCNN finds at about x 181-268, y 62-172.
 ASTRONAUT_HEAD = (slice(20, 215), slice(145, 305))
+# Rows/columns of the cameraman's head (hair to chin) in skimage.data.camera(), a 512x512
+# black-and-white photo of another person, turned three-quarters to his left.
+CAMERAMAN_HEAD = (slice(65, 215), slice(160, 262))
 HEAD_HEIGHT_SHARE = 0.55  # pasted head height as a share of the frame height (scale 1.0)
 TIME_BASE_VFR = Fraction(1, 1000)  # millisecond timestamps for irregular-rate videos
 AUDIO_RATE = 44100
@@ -39,6 +42,28 @@ def astronaut_head() -> np.ndarray:
     from skimage.data import astronaut
 
     return np.ascontiguousarray(astronaut()[ASTRONAUT_HEAD])
+
+
+@lru_cache(maxsize=1)
+def cameraman_head() -> np.ndarray:
+    """The head crop of scikit-image's black-and-white cameraman photo, HxWx3 uint8 RGB."""
+    from skimage.data import camera
+
+    return np.ascontiguousarray(np.repeat(camera()[CAMERAMAN_HEAD][..., None], 3, axis=2))
+
+
+def paste_heads(
+    background: np.ndarray, heads: Sequence[tuple[np.ndarray, tuple[float, float, float]]]
+) -> np.ndarray:
+    """A copy of `background` with each (head, (centre x, centre y, height)) pasted, in order,
+    scaled isotropically; returns the frame."""
+    frame = background.copy()
+    for head, (cx, cy, box_h) in heads:
+        box_w = round(box_h * head.shape[1] / head.shape[0])
+        x1, y1 = round(cx - box_w / 2), round(cy - box_h / 2)
+        resized = np.asarray(Image.fromarray(head).resize((box_w, round(box_h)), Image.BILINEAR))
+        frame[y1 : y1 + resized.shape[0], x1 : x1 + resized.shape[1]] = resized
+    return frame
 
 
 def pasted_head_boxes(
@@ -144,18 +169,41 @@ def make_face_video(
     height: int = 360,
     rotation: int = 0,
     faststart: bool = True,
+    faceless_from: int | None = None,
 ) -> Path:
     """A clip of the astronaut's head drifting and growing (two mirrored heads with faces=2).
 
     `width` x `height` is the displayed size. `rotation` (counter-clockwise degrees, like
     `VideoFrame.rotation`) is written as display-matrix metadata over frames stored turned the
-    other way. `faststart=False` leaves the index at the end, as many cameras do.
+    other way. `faststart=False` leaves the index at the end, as many cameras do. From frame
+    `faceless_from` on, the person has left: only the background remains.
     """
     kwargs = {"faces": faces, "frames": frames, "width": width, "height": height}
-    images = (face_frame(i, **kwargs) for i in range(frames))
+    images = (
+        face_frame(i, **kwargs)
+        if faceless_from is None or i < faceless_from
+        else gradient_background(width, height, phase=i / max(frames, 1))
+        for i in range(frames)
+    )
     return _encode(
         path, images, fps=fps, width=width, height=height, rotation=rotation, faststart=faststart
     )
+
+
+def make_turns_video(path: Path, *, frames: int = 24, width: int = 640, height: int = 360) -> Path:
+    """An interview without a visible cut: the astronaut and the cameraman take turns in
+    the same spot, three frames each, the astronaut first."""
+    background = gradient_background(width, height)
+    people = (astronaut_head(), cameraman_head())
+    spot = (width / 2, height / 2, 0.55 * height)
+    images = (paste_heads(background, [(people[(i // 3) % 2], spot)]) for i in range(frames))
+    return _encode(path, images, fps=12, width=width, height=height)
+
+
+def encode_images(path: Path, images: Sequence[np.ndarray], *, fps: float = 12) -> Path:
+    """Encode equally sized upright RGB frames as they are."""
+    height, width = images[0].shape[:2]
+    return _encode(path, iter(images), fps=fps, width=width, height=height)
 
 
 def make_vfr_video(

@@ -45,6 +45,7 @@ def test_scan_json_is_exactly_the_result_object(registry: Path, face_video: Path
     assert out.exit_code == 0, out.output
     result = DetectionResult.model_validate_json(out.stdout)
     assert result.status == "ok" and result.sampled_frames == 6
+    assert json.loads(out.stdout)["frames_without_face"] == 0
 
 
 def test_scan_several_prints_json_lines(registry: Path, folder: Path) -> None:
@@ -59,6 +60,7 @@ def test_scan_folder_readable_and_csv(registry: Path, folder: Path, tmp_path: Pa
     assert out.exit_code == 0, out.output
     assert "NO FACE" in out.stdout and "c.mp4" in out.stdout
     assert "person 0" in out.stdout and "person 1" in out.stdout
+    assert "6 frames, 0 without a face" in out.stdout
     rows = list(csv.reader(submission.open()))
     assert rows[0] == ["filename", "label"]
     labels = dict(rows[1:])

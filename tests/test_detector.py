@@ -1,5 +1,6 @@
 """The Detector end to end: real videos, real MTCNN, tiny real classifiers loaded from disk."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,37 @@ def test_two_people_are_two_identities(detector: Detector, two_face_video: Path)
         assert identity.first_timestamp < identity.last_timestamp
 
 
+def test_people_taking_turns_in_one_spot_are_two_identities(
+    detector: Detector, media_dir: Path
+) -> None:
+    path = media.make_turns_video(media_dir / "turns.mp4")  # sampled: astronaut, then cameraman...
+    result = detector.detect(path, DetectOptions(policy="max-identity"))
+    assert [[face.identity for face in frame.faces] for frame in result.frames] == [[0], [1]] * 4
+    assert [i.faces for i in result.identities] == [4, 4]
+
+
+@pytest.mark.slow
+def test_a_dim_room_clip_with_a_small_face_is_scored(detector: Detector, media_dir: Path) -> None:
+    """The issue's missed clips, made: 1080p, mean brightness 30, a 50 px face in the shadow,
+    sensor noise and compression. Plain MTCNN finds no face in it; the detector scores her."""
+    from bench.face_conditions import DIM_ROOM, Scene, chain, face_shadow, shrink
+    from models.faces import FaceDetector
+
+    plain = FaceDetector()
+    (faces,) = plain.detect([media.face_frame(0)])
+    standing = shrink(50)(
+        Scene(media.face_frame(0), tuple(float(v) for v in faces[0].box)), np.random.default_rng(0)
+    )
+    dim = chain(face_shadow(), DIM_ROOM)
+    images = [dim(standing, np.random.default_rng(seed)).image for seed in range(FRAMES)]
+    path = media.encode_images(media_dir / "dim_room.mp4", images)
+    _, decoded = read_sampled_frames(path, FrameSampling(count=FRAMES))
+    assert plain.detect([frame.image for frame in decoded]) == [[]] * FRAMES
+    result = detector.detect(path)
+    assert result.status == "ok" and result.frames_without_face == 0
+    assert [i.identity for i in result.identities] == [0]
+
+
 def test_each_face_keeps_the_scores_of_its_own_crop(
     detector: Detector, tiny_registry: Path, two_face_video: Path
 ) -> None:
@@ -113,6 +145,18 @@ def test_no_face_is_explicit(detector: Detector, blank_video: Path) -> None:
     assert result.status == "no_face"
     assert result.probability is None and result.label is None
     assert result.identities == [] and len(result.frames) == FRAMES
+    assert result.frames_without_face == FRAMES
+
+
+def test_frames_without_a_face_are_counted(detector: Detector, media_dir: Path) -> None:
+    """The person leaves halfway: the result says how many sampled frames were not judged."""
+    path = media.make_face_video(media_dir / "leaves.mp4", frames=24, faceless_from=12)
+    result = detector.detect(path)
+    assert result.status == "ok"
+    empty = [frame.index for frame in result.frames if not frame.faces]
+    assert empty and all(index >= 12 for index in empty)
+    assert result.frames_without_face == len(empty) == sum(1 for f in result.frames if f.index >= 12)
+    assert json.loads(result.model_dump_json())["frames_without_face"] == len(empty)
 
 
 def test_image_is_a_one_frame_video(detector: Detector, face_image: Path) -> None:

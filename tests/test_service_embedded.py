@@ -101,6 +101,7 @@ def test_fakewatch_serve_runs_api_and_worker_end_to_end(
     assert video_job["status"] == "succeeded", video_job["error"]
     result = DetectionResult.model_validate(video_job["result"])
     assert result.status == "ok" and result.sampled_frames == 8
+    assert video_job["result"]["frames_without_face"] == 0  # relayed as the detector wrote it
     assert image_job["status"] == "succeeded", image_job["error"]
     still = DetectionResult.model_validate(image_job["result"])
     assert still.video.is_image and still.sampled_frames == 1

@@ -17,6 +17,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("fakewatch.cli.serve", "worker"),
     ("fakewatch.cli.train", "train"),
     ("fakewatch.cli.bench", "bench"),
+    ("fakewatch.cli.bench_faces", "bench_faces"),
 )
 
 

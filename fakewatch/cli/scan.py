@@ -72,7 +72,8 @@ def verdict_line(video: Path, result) -> str:  # result: models.schema.Detection
     judged_at = f"threshold {result.threshold:.3f}" + (f" ({result.preset})" if result.preset else "")
     return (
         f"{result.label.upper():<6} {result.probability:7.3f}  {video}  "
-        f"({people}; {result.sampled_frames} frames, {judged_at}, {seconds:.1f} s)"
+        f"({people}; {result.sampled_frames} frames, {result.frames_without_face} without a face, "
+        f"{judged_at}, {seconds:.1f} s)"
     )
 
 
