@@ -132,8 +132,12 @@ def test_a_moderator_reviews_a_video_face_by_face(
     loaded(page, "#heatmap-img")
     shots(page, "3-heatmap")
 
-    assert page.locator("#history-body tr").count() >= 1
-    assert job["upload"]["filename"] in page.text_content("#history-body")
+    page.click("#history-refresh")
+    page.wait_for_function("document.querySelector('#history-body').textContent.includes('0.')")
+    history = page.text_content("#history-body")
+    assert job["upload"]["filename"] in history
+    assert f"{result['label']} {result['probability']:.3f}" in history  # the list row's verdict
+    assert job["verdict"] == {key: result[key] for key in job["verdict"]}
 
 
 def test_an_invalid_file_shows_the_apis_message(

@@ -69,6 +69,16 @@ class WebhookDelivery(BaseModel):
     delivered_at: datetime | None = None
 
 
+class Verdict(BaseModel):
+    """A finished job's headline, so a job list can show it without every frame's scores."""
+
+    status: str = Field(description="`ok` or `no_face`.")
+    probability: float | None = None
+    label: str | None = None
+    threshold: float
+    preset: str | None = None
+
+
 class JobSummary(BaseModel):
     id: str
     status: JobStatus
@@ -83,6 +93,7 @@ class JobSummary(BaseModel):
     upload: UploadInfo
     error: JobError | None = None
     webhook: WebhookDelivery | None = None
+    verdict: Verdict | None = Field(default=None, description="Set once the job succeeded.")
 
 
 class JobView(JobSummary):
@@ -106,10 +117,16 @@ class Job(JobView):
     sends: int = Field(default=0, description="Messages sent since it last became queued.")
 
     def view(self) -> JobView:
-        return JobView.model_validate(self.model_dump(include=set(JobView.model_fields)))
+        return JobView.model_validate(self._public(JobView))
 
     def summary(self) -> JobSummary:
-        return JobSummary.model_validate(self.model_dump(include=set(JobSummary.model_fields)))
+        return JobSummary.model_validate(self._public(JobSummary))
+
+    def _public(self, kind: type[JobSummary]) -> dict[str, object]:
+        fields = self.model_dump(include=set(kind.model_fields) - {"verdict"})
+        if self.result is not None:
+            fields["verdict"] = self.result.model_dump(include=set(Verdict.model_fields))
+        return fields
 
 
 def now() -> datetime:

@@ -198,12 +198,19 @@ $("heatmap-button").addEventListener("click", () => {
 
 // --- History ----------------------------------------------------------------------------------
 
+function verdictText(verdict) {
+  if (!verdict) return "";
+  if (verdict.status === "no_face") return "no face";
+  return `${verdict.label} ${verdict.probability.toFixed(3)}`;
+}
+
 function refreshHistory() {
   return withKey(async () => {
     const page = await getJson("/jobs?limit=20");
     $("history-body").replaceChildren(...page.items.map((job) => {
       const row = document.createElement("tr");
-      const cells = [new Date(job.created_at).toLocaleString(), job.upload.filename ?? job.id, job.status];
+      const cells = [new Date(job.created_at).toLocaleString(), job.upload.filename ?? job.id, job.status,
+        verdictText(job.verdict)];
       for (const text of cells) row.appendChild(document.createElement("td")).textContent = text;
       const open = row.appendChild(document.createElement("td")).appendChild(document.createElement("button"));
       open.type = "button";
