@@ -223,4 +223,22 @@ function refreshHistory() {
 }
 
 $("history-refresh").addEventListener("click", refreshHistory);
-refreshHistory();
+refreshHistory().then(describePresets);
+
+// --- Presets ----------------------------------------------------------------------------------
+
+/** Label each preset with what it measured (GET /models); before a worker reports, keep the names. */
+async function describePresets() {
+  let models;
+  try {
+    models = await getJson("/models");
+  } catch {
+    return;
+  }
+  for (const preset of models.presets ?? []) {
+    const option = $("preset-select").querySelector(`option[value="${preset.name}"]`);
+    if (!option) continue;
+    option.textContent = `${preset.name}: flags ${Math.round(preset.real_flagged * 100)}% of real videos, `
+      + `catches ${Math.round(preset.fakes_caught * 100)}% of fakes${preset.default ? " (default)" : ""}`;
+  }
+}
