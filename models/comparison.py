@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +35,13 @@ class ClipScores:
     """One labelled clip and what every model thought of each of its face crops.
 
     `scores` is None when no face was found (such a clip has no score, for any model).
+    `temperatures` are the registry's at scoring time: each P(fake) is sigmoid(logit / T), so the
+    raw logit is logit(P) x T (what a new calibration must start from).
     """
 
     video: LabeledVideo
     scores: CropScores | None
+    temperatures: Mapping[str, float]
 
 
 def crop_scores(result: DetectionResult) -> CropScores | None:
@@ -56,6 +59,7 @@ def crop_scores(result: DetectionResult) -> CropScores | None:
 def score_clips(detector: Detector, videos: Iterable[LabeledVideo],
                 on_error: Callable[[LabeledVideo, str], None]) -> list[ClipScores]:
     """Run the detector once per clip; unreadable clips are reported through `on_error`."""
+    temperatures = {m.entry.id: m.entry.temperature for m in detector.ensemble.members}
     clips = []
     for video in videos:
         try:
@@ -63,7 +67,7 @@ def score_clips(detector: Detector, videos: Iterable[LabeledVideo],
         except FakewatchError as error:
             on_error(video, str(error))
             continue
-        clips.append(ClipScores(video, crop_scores(result)))
+        clips.append(ClipScores(video, crop_scores(result), temperatures))
     return clips
 
 
@@ -147,7 +151,7 @@ def save_clip_scores(clips: Sequence[ClipScores], path: Path) -> None:
         for clip in clips:
             v = clip.video
             row = {"file": str(v.path), "label": v.label, "group": v.group, "subset": v.subset,
-                   "family": v.family}
+                   "family": v.family, "temperatures": dict(clip.temperatures)}
             if clip.scores is not None:
                 row["identities"] = clip.scores.identities.tolist()
                 row["per_model"] = {m: p.tolist() for m, p in clip.scores.per_model.items()}
@@ -165,7 +169,7 @@ def load_clip_scores(path: Path) -> list[ClipScores]:
         if "identities" in row:
             scores = CropScores(np.array(row["identities"]),
                                 {m: np.array(p) for m, p in row["per_model"].items()})
-        clips.append(ClipScores(video, scores))
+        clips.append(ClipScores(video, scores, row["temperatures"]))
     return clips
 
 

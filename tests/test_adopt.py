@@ -34,7 +34,7 @@ def _clips(seed: int = 0) -> list[ClipScores]:
                 "tiny-meso": 1 / (1 + np.exp(-4 * signal)),
                 "tiny-hybrid": rng.uniform(0.01, 0.99, 6),
             })
-            clips.append(ClipScores(video, scores))
+            clips.append(ClipScores(video, scores, {"tiny-meso": 1.0, "tiny-hybrid": 1.0}))
     return clips
 
 
@@ -62,6 +62,19 @@ def test_presets_are_ordered_and_their_rates_cross_fitted(adoption) -> None:
     assert adoption.temperatures["tiny-meso"] > 1.0
     for name, measured in adoption.outcome.presets.items():
         assert points[name].real_flagged == pytest.approx(measured.fpr_at_threshold, abs=1e-4)
+
+
+def test_calibration_starts_from_the_models_own_logits(adoption) -> None:
+    """Scores made under a registry temperature give the same shipped temperature."""
+    warmer = []
+    for clip in _clips():
+        assert clip.scores is not None
+        logits = np.log(clip.scores.per_model["tiny-meso"] / (1 - clip.scores.per_model["tiny-meso"]))
+        per_model = dict(clip.scores.per_model, **{"tiny-meso": 1 / (1 + np.exp(-logits / 3.0))})
+        warmer.append(ClipScores(clip.video, CropScores(clip.scores.identities, per_model),
+                                 {"tiny-meso": 3.0, "tiny-hybrid": 1.0}))
+    again = adopt(warmer, {"meso": ["tiny-meso"]})
+    assert again.temperatures["tiny-meso"] == pytest.approx(adoption.temperatures["tiny-meso"], rel=1e-3)
 
 
 def test_a_candidate_that_was_not_scored_is_refused() -> None:

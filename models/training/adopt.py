@@ -69,9 +69,11 @@ class Adoption:
     folds: list[Fold]
 
 
-def _logits(probabilities: np.ndarray) -> np.ndarray:
-    p = np.clip(probabilities, LOGIT_CLIP, 1 - LOGIT_CLIP)
-    return np.log(p / (1 - p))
+def _raw_logits(clip: ClipScores, model_id: str) -> np.ndarray:
+    """The model's own logits: the scored P(fake) undone, and the temperature it was scored at."""
+    assert clip.scores is not None
+    p = np.clip(clip.scores.per_model[model_id], LOGIT_CLIP, 1 - LOGIT_CLIP)
+    return np.log(p / (1 - p)) * clip.temperatures[model_id]
 
 
 def _faces(clips: Sequence[ClipScores]) -> list[ClipFaces]:
@@ -128,8 +130,7 @@ def adopt(clips: Sequence[ClipScores], candidates: dict[str, Sequence[str]],
     chosen = max(everywhere, key=everywhere.__getitem__)
     models = tuple(candidates[chosen])
     faces = _faces(usable)
-    oof = OutOfFold({m: [_logits(c.scores.per_model[m]) for c in usable] for m in models},  # type: ignore[union-attr]
-                    fold_of)
+    oof = OutOfFold({m: [_raw_logits(c, m) for c in usable] for m in models}, fold_of)
     outcome = evaluate_protocol(oof, faces, fold_list, candidates=(DEFAULT_POLICY,))
     everyone = np.arange(len(usable))
     temperatures = {m: temperature_on(oof, faces, m, everyone) for m in models}
