@@ -115,7 +115,9 @@ def _new_job(
 
 def _known_models(services: Services) -> set[str] | None:
     record = services.store.worker_models()
-    return None if record is None else {model.id for model in record.models}
+    if record is None or record.error is not None:
+        return None  # nothing known to check against: the worker checks
+    return {model.id for model in record.models}
 
 
 @router.post(

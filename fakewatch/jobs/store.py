@@ -45,6 +45,9 @@ class WorkerModels(BaseModel):
         description="Threshold presets of the loaded ensemble with their measured rates.",
     )
     loaded_at: datetime
+    error: str | None = Field(
+        default=None, description="Why this worker could not load its models (it takes no jobs)."
+    )
 
 
 @dataclass(frozen=True)
