@@ -117,6 +117,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated; empty means no authentication."
     )
     rate_limit_per_minute: int = Field(default=120, ge=0, description="Per API key; 0 disables.")
+    auth_failures_per_minute: int = Field(
+        default=20,
+        ge=1,
+        description="Requests without a valid key one client address may make a minute (with "
+        "keys set); past that every request from it is 429 until the minute ends.",
+    )
     max_jobs_in_flight_per_key: int = Field(
         default=MAX_JOBS_IN_FLIGHT_PER_KEY,
         ge=0,
