@@ -28,7 +28,7 @@ class Services:
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
-        settings.ensure_dirs()
+        settings.prepare_data_dir()
         return cls(
             settings=settings,
             store=open_store(settings),

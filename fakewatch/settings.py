@@ -25,6 +25,9 @@ from models.config import (
 )
 from models.errors import ConfigError
 
+DATA_UMASK = 0o077  # files the service writes are readable by its own user only
+PRIVATE_DIR_MODE = 0o700
+
 ENV_PREFIX = "FAKEWATCH_"
 # Upload limits follow Sensity's public API (REFERENCE.md §5): 32 MB, 30 minutes, 2560 pixels.
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
@@ -248,13 +251,18 @@ class Settings(BaseSettings):
             return {"global_keyprefix": self.broker_key_prefix}
         return {}
 
-    def ensure_dirs(self) -> None:
-        """Create the data directory tree the embedded broker and uploads need."""
+    def prepare_data_dir(self) -> None:
+        """Create the data directory tree the embedded broker and uploads need, and keep what
+        this process writes from now on to its own user (umask 077): uploads, the job store,
+        broker messages and results hold clients' data, and are written by several libraries
+        (SQLite, kombu, SQLAlchemy), so the process mask is the one place that covers them all.
+        Called by the gateway and the workers when they start."""
+        os.umask(DATA_UMASK)
         for folder in (self.data_dir, self.uploads_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         if self.embedded:
             for name in ("queue", "control", "processed"):
-                (self.broker_dir / name).mkdir(parents=True, exist_ok=True)
+                (self.broker_dir / name).mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
 
     def in_flight_limit(self) -> int | None:
         """The per-key limit on jobs in flight, or None where it does not apply (no keys: one

@@ -26,7 +26,7 @@ def _prepare_worker(**_: Any) -> None:
     """A worker may start before any gateway: create the embedded broker's folders. And let a
     prefork child that cannot load its detector stop the whole worker with EXIT_UNAVAILABLE
     (Celery's own cold shutdown exits 0)."""
-    settings.ensure_dirs()
+    settings.prepare_data_dir()
     platforms.signals[UNAVAILABLE_SIGNAL] = _stop_unavailable
 
 

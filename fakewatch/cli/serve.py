@@ -100,7 +100,7 @@ def serve(host: str | None, port: int | None, worker: bool, log_level: str) -> N
         settings.check_secure(host)
     except InsecureSettingsError as error:
         raise click.ClickException(str(error)) from error
-    settings.ensure_dirs()
+    settings.prepare_data_dir()
     mode = (
         "embedded (filesystem broker, SQLite)" if settings.embedded else f"broker {settings.broker}"
     )
