@@ -34,6 +34,7 @@ class MisbehavingDetector:
         self.hook = hook
         self.models: list[ModelInfo] = []
         self.presets: list[ThresholdPreset] = []
+        self.registry_sha256 = "0" * 64
 
     def detect(
         self,

@@ -49,6 +49,9 @@ class DetectorLike(Protocol):
     @property
     def presets(self) -> list[ThresholdPreset]: ...
 
+    @property
+    def registry_sha256(self) -> str: ...
+
     def detect(
         self,
         path: str | Path,
@@ -98,7 +101,8 @@ class DetectorHolder:
                                  error=self._failure))
             raise DetectorUnavailable(self._failure) from error
         _record(WorkerModels(worker=self.worker, models=detector.models,
-                             presets=detector.presets, loaded_at=now()))
+                             presets=detector.presets, loaded_at=now(),
+                             registry_sha256=detector.registry_sha256))
         log.info("detector ready: %s", ", ".join(m.id for m in detector.models))
         return detector
 
