@@ -11,6 +11,7 @@ from typing import Annotated
 from celery import Celery
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from app.errors import ApiError
 from app.services import Services
@@ -58,9 +59,13 @@ def _presented_key(api_key: str | None, bearer: HTTPAuthorizationCredentials | N
 
 
 def _is_valid(presented: str, settings: Settings) -> bool:
+    return _matches(presented, settings.api_keys)
+
+
+def _matches(presented: str, keys: list[SecretStr]) -> bool:
     """Compared in constant time against every key, so neither content nor position leaks."""
     matched = False
-    for key in settings.api_keys:
+    for key in keys:
         matched |= hmac.compare_digest(presented.encode(), key.get_secret_value().encode())
     return matched
 
@@ -92,15 +97,9 @@ def authorize(
     429 until the minute ends, so guessing keys gets nowhere.
     """
     keys = services.settings.api_keys
-    address = request.client.host if request.client else "unknown"
+    address = _address(request)
     if keys:
-        failures = "auth:ip:" + address
-        _refuse_if_limited(
-            services.auth_failures.blocked(failures),
-            "AuthRateLimited",
-            f"more than {services.settings.auth_failures_per_minute} requests without a valid "
-            "API key from this address this minute",
-        )
+        failures = _failures_bucket(address, services)
         presented = _presented_key(api_key, bearer)
         if presented is None or not _is_valid(presented, services.settings):
             services.auth_failures.hit(failures)
@@ -129,6 +128,48 @@ def authorize(
         f"more than {services.settings.rate_limit_per_minute} requests per minute from this client",
     )
     return client
+
+
+def authorize_operator(
+    request: Request, services: ServicesDep, api_key: ApiKeyDep, bearer: BearerDep
+) -> None:
+    """For figures over every tenant (`/metrics`): with API keys set, only an operator key
+    (403 for a tenant's key). Without keys there is one tenant, guarded like any route."""
+    settings = services.settings
+    presented = _presented_key(api_key, bearer)
+    if settings.api_keys:
+        _failures_bucket(_address(request), services)  # guessing operator keys is limited too
+        if presented is not None and _matches(presented, settings.operator_keys):
+            _refuse_if_limited(
+                services.limiter.hit("operator"),
+                "RateLimited",
+                f"more than {settings.rate_limit_per_minute} requests per minute from operators",
+            )
+            return
+    authorize(request, services, api_key, bearer)  # 401 or 429 for anything but a tenant key
+    if settings.api_keys:
+        raise ApiError(
+            403,
+            "OperatorKeyRequired",
+            "/metrics covers every tenant's jobs: it needs an operator key "
+            "(FAKEWATCH_OPERATOR_KEYS), not a client's API key",
+        )
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _failures_bucket(address: str, services: Services) -> str:
+    """The address's count of failed authentications; 429 once it is over the limit."""
+    bucket = "auth:ip:" + address
+    _refuse_if_limited(
+        services.auth_failures.blocked(bucket),
+        "AuthRateLimited",
+        f"more than {services.settings.auth_failures_per_minute} requests without a valid "
+        "API key from this address this minute",
+    )
+    return bucket
 
 
 def _refuse_if_limited(retry_after: float | None, error_type: str, message: str) -> None:

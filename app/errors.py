@@ -51,12 +51,14 @@ class ApiError(Exception):
 DESCRIPTIONS = {
     400: "Malformed or cut-off request body.",
     401: "Missing or invalid API key.",
+    403: "The key is valid but may not read this (/metrics needs an operator key).",
     404: "No such job (unknown id, or deleted).",
     408: "The upload stalled or took too long to arrive.",
     413: "Upload larger than the configured limit.",
     415: "Not a video or image this service can read.",
     422: "Invalid parameters, or a video the limits reject (duration, resolution, unreadable).",
-    429: "Too many requests for this API key; see Retry-After.",
+    429: "Too many requests for this API key, or failed authentications from this address; "
+    "see Retry-After.",
     503: "A dependency (broker, job store, workers) is unavailable.",
 }
 

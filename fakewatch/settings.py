@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Comma-separated; empty means no authentication."
     )
+    operator_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated keys that may read /metrics (totals over every tenant) when "
+        "API keys are set; tenant keys may not.",
+    )
     rate_limit_per_minute: int = Field(default=120, ge=0, description="Per API key; 0 disables.")
     auth_failures_per_minute: int = Field(
         default=20,
@@ -174,7 +179,7 @@ class Settings(BaseSettings):
     preset: PresetName | None = None
     precision: Precision = "auto"
 
-    @field_validator("api_keys", "default_models", mode="before")
+    @field_validator("api_keys", "operator_keys", "default_models", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_list(value)
@@ -298,10 +303,11 @@ class Settings(BaseSettings):
                 f"binding to {host} without API keys lets anyone on the network use the service: "
                 f"set {ENV_PREFIX}API_KEYS=<key1,key2> or bind to 127.0.0.1"
             )
-        weak = [k for k in self.api_keys if len(k.get_secret_value()) < MIN_API_KEY_LENGTH]
+        keys = [*self.api_keys, *self.operator_keys]
+        weak = [k for k in keys if len(k.get_secret_value()) < MIN_API_KEY_LENGTH]
         if weak:
             reasons.append(
-                f"{len(weak)} API key(s) shorter than {MIN_API_KEY_LENGTH} characters: "
+                f"{len(weak)} API or operator key(s) shorter than {MIN_API_KEY_LENGTH} characters: "
                 "generate keys with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return reasons
