@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
 STORE_ERRORS = (redis.RedisError, sqlite3.Error)  # the job store is down or locked
@@ -50,12 +51,14 @@ class ApiError(Exception):
 DESCRIPTIONS = {
     400: "Malformed or cut-off request body.",
     401: "Missing or invalid API key.",
+    403: "The key is valid but may not read this (/metrics needs an operator key).",
     404: "No such job (unknown id, or deleted).",
     408: "The upload stalled or took too long to arrive.",
     413: "Upload larger than the configured limit.",
     415: "Not a video or image this service can read.",
     422: "Invalid parameters, or a video the limits reject (duration, resolution, unreadable).",
-    429: "Too many requests for this API key; see Retry-After.",
+    429: "Too many requests for this API key, or failed authentications from this address; "
+    "see Retry-After.",
     503: "A dependency (broker, job store, workers) is unavailable.",
 }
 
@@ -110,6 +113,14 @@ async def _store_unavailable(request: Request, error: Exception) -> JSONResponse
     return _body(503, info, {"Retry-After": "60"})
 
 
+async def _client_gone(request: Request, error: Exception) -> JSONResponse:
+    """A client that hangs up mid-upload is routine, not a fault of the service: one INFO line,
+    no traceback. The answer goes nowhere; it exists for the access log and metrics."""
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    info = ErrorInfo(type="ClientDisconnected", message="the client closed the connection")
+    return _body(400, info)
+
+
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     info = ErrorInfo(
@@ -123,6 +134,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     for error_type in STORE_ERRORS:
         app.add_exception_handler(error_type, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)

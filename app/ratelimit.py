@@ -9,31 +9,52 @@ from typing import Protocol
 import redis
 
 WINDOW_S = 60  # limits are configured per minute
+# Clients counted per window in memory: past this many, new ones share one bucket, so a flood
+# of distinct addresses (IPv6 makes them cheap) costs bounded memory and is still limited.
+MAX_CLIENTS = 100_000
+OVERFLOW = "*"
 
 
 class RateLimiter(Protocol):
     def hit(self, client: str) -> float | None:
         """Count one request; None when allowed, else seconds until the client may retry."""
 
+    def blocked(self, client: str) -> float | None:
+        """Without counting: None when the client is under its limit, else seconds to wait."""
+
 
 class MemoryRateLimiter:
     """Counts in this process: right for the embedded default's single gateway."""
 
-    def __init__(self, per_window: int, window_s: float = WINDOW_S) -> None:
+    def __init__(
+        self, per_window: int, window_s: float = WINDOW_S, max_clients: int = MAX_CLIENTS
+    ) -> None:
         self.per_window = per_window
         self.window_s = window_s
+        self.max_clients = max_clients
         self._window = -1
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def hit(self, client: str) -> float | None:
+        return self._count(client, 1)
+
+    def blocked(self, client: str) -> float | None:
+        return self._count(client, 0)
+
+    def _count(self, client: str, add: int) -> float | None:
         moment = time.time()
         window = int(moment // self.window_s)
         with self._lock:
             if window != self._window:
                 self._window, self._counts = window, {}
-            count = self._counts[client] = self._counts.get(client, 0) + 1
-        if count <= self.per_window:
+            if client not in self._counts and len(self._counts) >= self.max_clients:
+                client = OVERFLOW
+            count = self._counts.get(client, 0) + add
+            if add:
+                self._counts[client] = count
+        allowed = count <= self.per_window if add else count < self.per_window
+        if allowed:
             return None
         return (window + 1) * self.window_s - moment
 
@@ -50,16 +71,29 @@ class RedisRateLimiter:
     def hit(self, client: str) -> float | None:
         moment = time.time()
         window = int(moment // self.window_s)
-        key = f"{self.prefix}ratelimit:{client}:{window}"
         with self._redis.pipeline() as pipe:
-            pipe.incr(key)
-            pipe.expire(key, self.window_s * 2)
+            pipe.incr(self._key(client, window))
+            pipe.expire(self._key(client, window), self.window_s * 2)
             count, _ = pipe.execute()
         if count <= self.per_window:
             return None
         return (window + 1) * self.window_s - moment
 
+    def blocked(self, client: str) -> float | None:
+        moment = time.time()
+        window = int(moment // self.window_s)
+        count = int(self._redis.get(self._key(client, window)) or 0)
+        if count < self.per_window:
+            return None
+        return (window + 1) * self.window_s - moment
+
+    def _key(self, client: str, window: int) -> str:
+        return f"{self.prefix}ratelimit:{client}:{window}"
+
 
 class Unlimited:
     def hit(self, client: str) -> float | None:
+        return None
+
+    def blocked(self, client: str) -> float | None:
         return None

@@ -23,16 +23,18 @@ class Services:
     store: JobStore
     queue: Celery
     limiter: RateLimiter
+    auth_failures: RateLimiter  # per client address: failed authentications
     readiness: ReadinessProbe
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
-        settings.ensure_dirs()
+        settings.prepare_data_dir()
         return cls(
             settings=settings,
             store=open_store(settings),
             queue=make_celery(settings, GATEWAY_NAME),
-            limiter=_limiter(settings),
+            limiter=_limiter(settings, settings.rate_limit_per_minute),
+            auth_failures=_limiter(settings, settings.auth_failures_per_minute),
             readiness=ReadinessProbe(settings),
         )
 
@@ -42,12 +44,10 @@ class Services:
         self.queue.close()
 
 
-def _limiter(settings: Settings) -> RateLimiter:
-    if settings.rate_limit_per_minute == 0:
+def _limiter(settings: Settings, per_minute: int) -> RateLimiter:
+    if per_minute == 0:
         return Unlimited()
     if urlsplit(settings.jobstore).scheme in ("redis", "rediss"):
         # Several gateways share one Redis job store: share the counts there too.
-        return RedisRateLimiter(
-            settings.jobstore, settings.jobstore_key_prefix, settings.rate_limit_per_minute
-        )
-    return MemoryRateLimiter(settings.rate_limit_per_minute)
+        return RedisRateLimiter(settings.jobstore, settings.jobstore_key_prefix, per_minute)
+    return MemoryRateLimiter(per_minute)

@@ -25,6 +25,9 @@ from models.config import (
 )
 from models.errors import ConfigError
 
+DATA_UMASK = 0o077  # files the service writes are readable by its own user only
+PRIVATE_DIR_MODE = 0o700
+
 ENV_PREFIX = "FAKEWATCH_"
 # Upload limits follow Sensity's public API (REFERENCE.md §5): 32 MB, 30 minutes, 2560 pixels.
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
@@ -116,7 +119,18 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Comma-separated; empty means no authentication."
     )
+    operator_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated keys that may read /metrics (totals over every tenant) when "
+        "API keys are set; tenant keys may not.",
+    )
     rate_limit_per_minute: int = Field(default=120, ge=0, description="Per API key; 0 disables.")
+    auth_failures_per_minute: int = Field(
+        default=20,
+        ge=1,
+        description="Requests without a valid key one client address may make a minute (with "
+        "keys set); past that every request from it is 429 until the minute ends.",
+    )
     max_jobs_in_flight_per_key: int = Field(
         default=MAX_JOBS_IN_FLIGHT_PER_KEY,
         ge=0,
@@ -165,7 +179,7 @@ class Settings(BaseSettings):
     preset: PresetName | None = None
     precision: Precision = "auto"
 
-    @field_validator("api_keys", "default_models", mode="before")
+    @field_validator("api_keys", "operator_keys", "default_models", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_list(value)
@@ -242,13 +256,18 @@ class Settings(BaseSettings):
             return {"global_keyprefix": self.broker_key_prefix}
         return {}
 
-    def ensure_dirs(self) -> None:
-        """Create the data directory tree the embedded broker and uploads need."""
+    def prepare_data_dir(self) -> None:
+        """Create the data directory tree the embedded broker and uploads need, and keep what
+        this process writes from now on to its own user (umask 077): uploads, the job store,
+        broker messages and results hold clients' data, and are written by several libraries
+        (SQLite, kombu, SQLAlchemy), so the process mask is the one place that covers them all.
+        Called by the gateway and the workers when they start."""
+        os.umask(DATA_UMASK)
         for folder in (self.data_dir, self.uploads_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         if self.embedded:
             for name in ("queue", "control", "processed"):
-                (self.broker_dir / name).mkdir(parents=True, exist_ok=True)
+                (self.broker_dir / name).mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
 
     def in_flight_limit(self) -> int | None:
         """The per-key limit on jobs in flight, or None where it does not apply (no keys: one
@@ -284,10 +303,11 @@ class Settings(BaseSettings):
                 f"binding to {host} without API keys lets anyone on the network use the service: "
                 f"set {ENV_PREFIX}API_KEYS=<key1,key2> or bind to 127.0.0.1"
             )
-        weak = [k for k in self.api_keys if len(k.get_secret_value()) < MIN_API_KEY_LENGTH]
+        keys = [*self.api_keys, *self.operator_keys]
+        weak = [k for k in keys if len(k.get_secret_value()) < MIN_API_KEY_LENGTH]
         if weak:
             reasons.append(
-                f"{len(weak)} API key(s) shorter than {MIN_API_KEY_LENGTH} characters: "
+                f"{len(weak)} API or operator key(s) shorter than {MIN_API_KEY_LENGTH} characters: "
                 "generate keys with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return reasons

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from models.errors import ConfigError
 from models.face_finder import FaceFinder
 from models.faces import Face
 from models.presets import OperatingPoint, ensemble_presets, operating_point
-from models.registry import Registry, ThresholdPresets
+from models.registry import Registry, ThresholdPresets, registry_sha256
 from models.schema import (
     Box,
     DetectionResult,
@@ -38,6 +39,8 @@ from models.scoring_jobs import Crops, ScoringJobs
 from models.shots import frame_signature, shot_starts
 from models.tracking import assign_identities, drop_short_tracks, min_track_length
 from models.video import PREFETCH_DECODE_THREADS, DecodeReport, FrameSampling, PrefetchedFrames
+
+FAKEWATCH_VERSION = version("fakewatch")  # the installed distribution's, as pip reports it
 
 Progress = Callable[[str, float], None]
 STAGES = ("decode", "detect_faces", "crop", "classify", "aggregate")
@@ -80,6 +83,7 @@ class Detector:
         self._faces: FaceFinder | None = None
         self._ensemble: Ensemble | None = None
         self._presets: ThresholdPresets | None = None
+        self._registry_sha256: str | None = None
         # One classifier thread for the detector's life, shared by concurrent videos: cuDNN
         # keeps its execution plans per thread, and a fresh thread per video rebuilt them all
         # (8 s of a video's 8.7 s on an H100). `warmup` builds them in this thread.
@@ -92,6 +96,7 @@ class Detector:
         if self.device.type == "cpu":
             cap_cpu_threads(reserved=PREFETCH_DECODE_THREADS)
         registry = Registry.load(self.config.registry_path)
+        self._registry_sha256 = registry_sha256(self.config.registry_path)
         self._ensemble = Ensemble.load(
             registry, self.config.models, self.device, self.config.precision
         )
@@ -109,6 +114,14 @@ class Detector:
     @property
     def models(self) -> list[ModelInfo]:
         return [member.info for member in self._loaded()[1].members]
+
+    @property
+    def registry_sha256(self) -> str:
+        """Identity of the loaded weights: results carry it, and the service's dedup keys on it
+        so a model upgrade never serves results scored by the old weights."""
+        self._loaded()
+        assert self._registry_sha256 is not None
+        return self._registry_sha256
 
     @property
     def ensemble(self) -> Ensemble:
@@ -133,7 +146,15 @@ class Detector:
         options: DetectOptions | None = None,
         progress: Progress | None = None,
     ) -> DetectionResult:
-        """Score one video (or image). Raises VideoError for undecodable input."""
+        """Score one video (or image), stamped with what scored it. Raises VideoError for
+        undecodable input."""
+        result = self._score(path, options, progress)
+        provenance = {"fakewatch_version": FAKEWATCH_VERSION, "registry_sha256": self.registry_sha256}
+        return result.model_copy(update=provenance)
+
+    def _score(
+        self, path: str | Path, options: DetectOptions | None, progress: Progress | None
+    ) -> DetectionResult:
         faces_model, ensemble = self._loaded()
         options = options or DetectOptions()
         policy = get_policy(options.policy or self.config.policy)

@@ -151,6 +151,17 @@ class ThresholdPresets:
         return [p.model_copy(update={"default": p.name == self.default}) for p in self.points.values()]
 
 
+def registry_file(path: Path | None) -> Path:
+    """The registry TOML to read: `path`, or the project's `weights/registry.toml`."""
+    return Path(path) if path is not None else weights.DEFAULT_REGISTRY
+
+
+def registry_sha256(path: Path | None) -> str:
+    """sha256 of the registry file's bytes: with each weight file's own sha256 in it, it names
+    the exact weights, thresholds and presets a result was scored with."""
+    return hashlib.sha256(registry_file(path).read_bytes()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Registry:
     """Models, crop conventions and ensembles, with weight files under `directory`."""
@@ -197,7 +208,7 @@ class Registry:
         Raises:
             ConfigError: the file is missing, not TOML, or describes something inconsistent.
         """
-        path = Path(path) if path is not None else weights.DEFAULT_REGISTRY
+        path = registry_file(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

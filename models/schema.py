@@ -122,6 +122,14 @@ class DetectionResult(BaseModel):
     timings: dict[str, float] = Field(
         description="Seconds per stage: decode, detect_faces, crop, classify, aggregate, total."
     )
+    fakewatch_version: str | None = Field(
+        default=None, description="fakewatch version that scored this (null in older results)."
+    )
+    registry_sha256: str | None = Field(
+        default=None,
+        description="sha256 of the model registry file the weights were loaded from: it holds "
+        "each weight file's sha256, the thresholds and the presets (null in older results).",
+    )
 
     @computed_field(
         description="Sampled frames in which no face was kept: how much of the video went unjudged."

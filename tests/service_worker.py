@@ -20,7 +20,7 @@ from pathlib import Path
 from models.config import DetectOptions, DetectorConfig
 from models.schema import DetectionResult, ModelInfo, ThresholdPreset
 from workers import runtime
-from workers.celery_app import celery
+from workers.celery_app import run_worker
 
 HOOK_ENV = "FAKEWATCH_TEST_HOOK"
 CRASH_EXIT_CODE = 70
@@ -34,6 +34,7 @@ class MisbehavingDetector:
         self.hook = hook
         self.models: list[ModelInfo] = []
         self.presets: list[ThresholdPreset] = []
+        self.registry_sha256 = "0" * 64
 
     def detect(
         self,
@@ -62,4 +63,4 @@ if __name__ == "__main__":
         if hook not in ("crash", "stall"):
             raise SystemExit(f"{HOOK_ENV} must be crash or stall, got {hook!r}")
         runtime.holder.factory = _hooked_factory(hook)
-    celery.worker_main(sys.argv[1:])
+    run_worker(sys.argv[1:])

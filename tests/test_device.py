@@ -77,3 +77,15 @@ def test_inference_context_disables_grad_and_applies_autocast() -> None:
     with inference_context(torch.device("cpu"), None):
         out = layer(torch.ones(1, 4))
     assert out.dtype == torch.float32 and torch.is_inference(out)
+
+
+def test_cuda_auto_scores_in_fp16_even_where_bf16_is_supported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bf16 moved P(fake) by up to 0.05 (issue 12, defect 8): "auto" must not pick it on a GPU
+    that has it (stood in for here: no GPU on the test machine)."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *_, **__: True)
+    cuda = torch.device("cuda")
+    assert inference_dtype(cuda) == torch.float16
+    assert inference_dtype(cuda, "bf16") == torch.bfloat16  # only when asked for
+    assert inference_dtype(cuda, "fp32") is None

@@ -40,7 +40,7 @@ def test_embedded_default_keeps_everything_under_the_data_dir(tmp_path: Path) ->
         str(tmp_path / ".fakewatch") in str(options[k])
         for k in ("data_folder_in", "control_folder")
     )
-    settings.ensure_dirs()
+    settings.prepare_data_dir()
     assert (settings.broker_dir / "queue").is_dir() and settings.uploads_dir.is_dir()
     assert open_store(settings).list().total == 0
 

@@ -85,6 +85,11 @@ def detect(self: Task, job_id: str, upload_key: str, sha256: str) -> str:
     """Returns what happened (for logs and Flower); the job store holds the real outcome."""
     store = runtime.store()
     task_id = self.request.id
+    try:
+        detector = runtime.holder.get()
+    except runtime.DetectorUnavailable as error:
+        # Not the file's fault: leave the job queued and the message to a worker that can.
+        raise Reject(str(error), requeue=True) from error
     claim = _claim_or_requeue(store, job_id, task_id)
     if claim.outcome is ClaimOutcome.exhausted:
         log.warning("job %s failed: attempts exhausted", job_id)
@@ -100,7 +105,6 @@ def detect(self: Task, job_id: str, upload_key: str, sha256: str) -> str:
     try:
         with JobGuard(store, job_id, task_id, settings.heartbeat_interval_s) as guard:
             path = _verified_upload(upload_key, sha256)
-            detector = runtime.holder.get()
             with guard.deadline_of(settings.job_deadline_s):
                 result = detector.detect(path, job.options, progress=guard.progress)
     except JobLost:

@@ -27,7 +27,7 @@ from fakewatch.jobs.model import (
     new_id,
     now,
 )
-from fakewatch.jobs.store import InFlightLimit
+from fakewatch.jobs.store import InFlightLimit, WorkerModels
 from fakewatch.jobs.uploads import delete_upload, upload_key
 from fakewatch.settings import Settings
 from fakewatch.webhook_targets import ForbiddenTarget, check_webhook_target
@@ -87,7 +87,12 @@ def _check_callback(url: str, settings: Settings) -> None:
 
 
 def _new_job(
-    upload: ReceivedUpload, media: Media, request: DetectRequest, settings: Settings, owner: str
+    upload: ReceivedUpload,
+    media: Media,
+    request: DetectRequest,
+    settings: Settings,
+    owner: str,
+    weights: str | None,
 ) -> Job:
     job_id, moment = new_id(), now()
     webhook = WebhookDelivery(url=request.callback_url) if request.callback_url else None
@@ -108,14 +113,17 @@ def _new_job(
         webhook=webhook,
         owner=owner,
         upload_key=upload_key(job_id, upload.path.name),
-        dedup_key=dedup_key(upload.sha256, request.options, request.callback_url, owner),
+        dedup_key=dedup_key(
+            upload.sha256, request.options, request.callback_url, owner, weights
+        ),
         task_id=new_id(),
     )
 
 
-def _known_models(services: Services) -> set[str] | None:
-    record = services.store.worker_models()
-    return None if record is None else {model.id for model in record.models}
+def _known_models(record: WorkerModels | None) -> set[str] | None:
+    if record is None or record.error is not None:
+        return None  # nothing known to check against: the worker checks
+    return {model.id for model in record.models}
 
 
 @router.post(
@@ -139,8 +147,8 @@ async def submit(
     timeouts = BodyTimeouts(settings.upload_idle_timeout_s, settings.upload_timeout_s)
     upload = await receive_upload(request, incoming, settings.max_upload_bytes, timeouts)
     try:
-        known = await run_in_threadpool(_known_models, services)
-        detect_request = parse_request(upload.fields, known)
+        loaded = await run_in_threadpool(services.store.worker_models)
+        detect_request = parse_request(upload.fields, _known_models(loaded))
         if detect_request.callback_url and settings.webhook_key() is None:
             raise ApiError(
                 422,
@@ -152,7 +160,8 @@ async def submit(
             await run_in_threadpool(_check_callback, detect_request.callback_url, settings)
         media = await run_in_threadpool(inspect_media, upload, settings)
         check_sampling(detect_request.options, media)
-        job = _new_job(upload, media, detect_request, settings, client.owner)
+        weights = loaded.registry_sha256 if loaded is not None else None
+        job = _new_job(upload, media, detect_request, settings, client.owner, weights)
         destination = settings.upload_path(job.upload_key)
         destination.parent.mkdir(parents=True)
         shutil.move(upload.path, destination)

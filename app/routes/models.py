@@ -1,4 +1,5 @@
-"""`GET /models`: what the workers loaded, as the last worker to load its detector reported."""
+"""`GET /models`: what the workers loaded, as the last worker to load its detector reported
+(or why it could not: a worker without its detector takes no jobs and says so here)."""
 
 from __future__ import annotations
 
@@ -23,4 +24,6 @@ async def list_models(store: StoreDep) -> WorkerModels:
             "NoWorkerReported",
             "no worker has loaded its models yet: start one (fakewatch worker) and retry",
         )
+    if record.error is not None:
+        raise ApiError(503, "WorkerUnavailable", f"the last worker to start stopped: {record.error}")
     return record

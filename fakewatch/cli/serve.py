@@ -100,7 +100,7 @@ def serve(host: str | None, port: int | None, worker: bool, log_level: str) -> N
         settings.check_secure(host)
     except InsecureSettingsError as error:
         raise click.ClickException(str(error)) from error
-    settings.ensure_dirs()
+    settings.prepare_data_dir()
     mode = (
         "embedded (filesystem broker, SQLite)" if settings.embedded else f"broker {settings.broker}"
     )
@@ -135,6 +135,6 @@ def serve(host: str | None, port: int | None, worker: bool, log_level: str) -> N
 def worker(pool: str, concurrency: int, queues: str, name: str | None, loglevel: str) -> None:
     """Run a Celery worker that loads the detector once and processes detection jobs."""
     _settings()  # fail early, with the variable named, on bad settings
-    from workers.celery_app import celery
+    from workers.celery_app import run_worker
 
-    celery.worker_main(worker_argv(pool, concurrency, queues, loglevel, name))
+    run_worker(worker_argv(pool, concurrency, queues, loglevel, name))

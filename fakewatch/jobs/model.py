@@ -138,15 +138,22 @@ def new_id() -> str:
 
 
 def dedup_key(
-    sha256: str, options: DetectOptions, callback_url: str | None, owner: str = ""
+    sha256: str,
+    options: DetectOptions,
+    callback_url: str | None,
+    owner: str = "",
+    weights: str | None = None,
 ) -> str:
-    """Same owner, bytes, options and callback: the same job (see docs/service.md). The owner
-    is part of it so one client never receives another's job by uploading the same bytes."""
+    """Same owner, bytes, options, callback and weights: the same job.
+    The owner is part of it so one client never receives another's job by uploading the same
+    bytes; the weights (the registry's sha256 the workers reported, None before any did) so a
+    model upgrade never answers with results scored by the old models."""
     canonical = options.model_dump(exclude_none=True)
     if "models" in canonical:
         canonical["models"] = sorted(canonical["models"])
     canonical["callback_url"] = callback_url
     canonical["owner"] = owner
+    canonical["weights"] = weights
     digest = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
     return f"{sha256}:{digest}"
 

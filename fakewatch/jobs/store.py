@@ -45,6 +45,14 @@ class WorkerModels(BaseModel):
         description="Threshold presets of the loaded ensemble with their measured rates.",
     )
     loaded_at: datetime
+    registry_sha256: str | None = Field(
+        default=None,
+        description="sha256 of the model registry the worker loaded: the weights' identity, "
+        "part of every dedup key so a model upgrade never serves old results.",
+    )
+    error: str | None = Field(
+        default=None, description="Why this worker could not load its models (it takes no jobs)."
+    )
 
 
 @dataclass(frozen=True)
