@@ -18,13 +18,9 @@ from fakewatch.settings import Settings
 from models.config import DetectOptions
 from models.errors import FrameTooLarge, VideoError
 from models.schema import VideoInfo
-from models.video import (
-    IMAGE_CONTAINERS,
-    MAX_SAMPLED_FRAMES,
-    measured_duration,
-    probe_video,
-    sniff_container,
-)
+from models.video.decode import measured_duration, probe_video
+from models.video.sampling import MAX_SAMPLED_FRAMES
+from models.video.sniff import IMAGE_CONTAINERS, sniff_container
 
 ACCEPTED = "mp4, mov, webm, mkv, avi, mpeg-ts, mpeg, flv, ogg, asf, or a jpeg/png/webp/gif image"
 _URL = TypeAdapter(AnyHttpUrl)

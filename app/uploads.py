@@ -26,7 +26,7 @@ from python_multipart.exceptions import ParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.errors import ApiError
-from models.video import SNIFF_BYTES
+from models.video.sniff import SNIFF_BYTES
 
 FILE_FIELD = "file"
 OPTION_FIELDS = frozenset({"frames", "fps", "models", "policy", "preset", "threshold", "callback_url"})

@@ -18,7 +18,7 @@ import numpy as np
 from bench.face_conditions import Scene
 from models.faces import Face
 from models.tracking import box_iou
-from models.video import FrameSampling, read_sampled_frames
+from models.video.sampling import FrameSampling, read_sampled_frames
 
 # Nose further than this share of the eye distance from the eyes' midline: the head is turned
 # (about 30 degrees of yaw or more), the view MTCNN finds hardest.

@@ -22,7 +22,7 @@ import torch
 from models.config import DetectOptions
 from models.detector import STAGES, Detector
 from models.device import cpu_supports_bf16
-from models.video import FrameSampling, read_sampled_frames
+from models.video.sampling import FrameSampling, read_sampled_frames
 
 # The research clips sit next to the repository (../shared/data/train), listed in labels.csv.
 SHARED_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"

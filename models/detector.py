@@ -38,7 +38,9 @@ from models.schema import (
 from models.scoring_jobs import Crops, ScoringJobs
 from models.shots import frame_signature, shot_starts
 from models.tracking import assign_identities, drop_short_tracks, min_track_length
-from models.video import PREFETCH_DECODE_THREADS, DecodeReport, FrameSampling, PrefetchedFrames
+from models.video.decode import DecodeReport
+from models.video.prefetch import PREFETCH_DECODE_THREADS, PrefetchedFrames
+from models.video.sampling import FrameSampling
 
 FAKEWATCH_VERSION = version("fakewatch")  # the installed distribution's, as pip reports it
 

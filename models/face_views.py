@@ -20,7 +20,7 @@ from models.ensemble import Ensemble
 from models.errors import FakewatchError
 from models.occlusion import Window, occlusion_heatmap
 from models.schema import DetectionResult, FaceScore
-from models.video import FrameSampling, iter_sampled_frames
+from models.video.sampling import FrameSampling, iter_sampled_frames
 
 MAX_SIDE = 256  # px: a crop is a thumbnail and a close-up, not a forensic copy
 

@@ -19,7 +19,8 @@ from models.device import cap_cpu_threads
 from models.errors import VideoError
 from models.faces import FaceDetector
 from models.registry import Registry, load_classifier
-from models.video import FrameSampling, PrefetchedFrames, read_sampled_frames
+from models.video.prefetch import PrefetchedFrames
+from models.video.sampling import FrameSampling, read_sampled_frames
 from tests.tiny_models import write_test_registry
 
 FRAMES = 4

@@ -14,7 +14,7 @@ from models.detector import Detector
 from models.ensemble import Ensemble
 from models.errors import ConfigError, MissingWeightsError, VideoError
 from models.registry import Registry
-from models.video import FrameSampling, read_sampled_frames
+from models.video.sampling import FrameSampling, read_sampled_frames
 from tests import media
 from tests.tiny_models import write_test_registry
 

@@ -11,7 +11,7 @@ from PIL import Image
 from skimage.data import astronaut
 
 from models.faces import Face, FaceDetector, detection_scale
-from models.video import FrameSampling, iter_sampled_frames
+from models.video.sampling import FrameSampling, iter_sampled_frames
 from tests import media
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from models.errors import FrameTooLarge
-from models.video import measured_duration, probe_video
+from models.video.decode import measured_duration, probe_video
 from tests import media
 from tests.live_gateway import live_gateway, raw_request
 from tests.service_helpers import Deployment, error_of, submit

@@ -10,7 +10,8 @@ from types import FrameType
 
 import pytest
 
-from models.video import FrameSampling, PrefetchedFrames
+from models.video.prefetch import PrefetchedFrames
+from models.video.sampling import FrameSampling
 from tests import media
 
 DECODER_THREAD = "frame-decoder"

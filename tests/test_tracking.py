@@ -18,7 +18,7 @@ from models.tracking import (
     drop_short_tracks,
     min_track_length,
 )
-from models.video import FrameSampling, iter_sampled_frames
+from models.video.sampling import FrameSampling, iter_sampled_frames
 from tests import media
 
 

@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models import video
 from models.errors import ConfigError, VideoError
-from models.video import (
-    SNIFF_BYTES,
-    FrameSampling,
-    iter_sampled_frames,
-    probe_video,
-    read_sampled_frames,
-    sniff_container,
-)
+from models.video import decode
+from models.video.decode import probe_video
+from models.video.sampling import FrameSampling, iter_sampled_frames, read_sampled_frames
+from models.video.sniff import SNIFF_BYTES, sniff_container
 from tests import media
 
 FPS = 12  # the face_video fixture's rate; 24 frames, 2 seconds
@@ -268,7 +263,7 @@ def test_sniff_tells_webm_and_ogg_from_their_headers() -> None:
 
 def _decode_everything(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sample as if every frame had to be decoded (no frames skipped)."""
-    monkeypatch.setattr(video._Source, "decode_only_near", lambda self, times: None)
+    monkeypatch.setattr(decode.Source, "decode_only_near", lambda self, times: None)
 
 
 def _non_reference_frames(path: Path) -> int:
@@ -300,9 +295,9 @@ def test_only_frames_near_a_wanted_time_or_referred_to_are_decoded(face_video: P
     """24 frames at 12 fps; one wanted time at 1 s. Skipped B-frames still count in the index."""
     skippable = _non_reference_frames(face_video)
     assert skippable >= 6
-    with video._open(face_video) as source:
+    with decode.open_source(face_video) as source:
         every = [(d.index, d.time) for d in source.frames()]
-    with video._open(face_video) as source:
+    with decode.open_source(face_video) as source:
         frames = source.frames()
         first = next(frames)
         source.decode_only_near([1.0])

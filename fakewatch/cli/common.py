@@ -89,7 +89,7 @@ def expand_inputs(paths: Iterable[Path]) -> list[Path]:
     A folder's files are recognised by their first bytes, as the API recognises uploads, so a
     folder scan takes every format the service takes (GIF included) whatever the file names say.
     """
-    from models.video import SNIFF_BYTES, sniff_container
+    from models.video.sniff import SNIFF_BYTES, sniff_container
 
     def is_media(path: Path) -> bool:
         with path.open("rb") as handle:

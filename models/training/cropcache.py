@@ -34,7 +34,7 @@ from models.faces import (
     FaceDetector,
 )
 from models.tracking import assign_identities, min_track_length
-from models.video import FrameSampling, read_sampled_frames
+from models.video.sampling import FrameSampling, read_sampled_frames
 
 CACHE_FORMAT_VERSION = 2  # bump when what is stored, or how it is computed, changes
 

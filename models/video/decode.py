@@ -1,123 +1,37 @@
-"""Read videos and still images with PyAV: probe them cheaply and sample upright RGB frames.
+"""Open a video or image with PyAV and decode its video stream, refusing oversized frames first.
 
-Torch-free on purpose: the gateway imports this module to validate uploads.
-
-Frames are decoded sequentially (no seeking: seeking in real uploads is inexact, REFERENCE §7) and
-only the sampled ones are converted to RGB. Once the sampled times are known, frames that no other
-frame refers to (B-frames, about half of an H.264 stream) are not even decoded unless they are
-next to a sampled time: the same frames are sampled, for about half the decoding work.
-Every failure of FFmpeg surfaces as a `VideoError` whose message says what is wrong with the file.
+Frames are decoded sequentially (no seeking: seeking in real uploads is inexact, REFERENCE §7).
+Once the sampled times are known, frames that no other frame refers to (B-frames, about half of an
+H.264 stream) are not even decoded unless they are next to a sampled time. Every failure of FFmpeg
+surfaces as a `VideoError` whose message says what is wrong with the file.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
-import math
-import queue
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 
 import av
 import av.error
 import numpy as np
 
 from models.config import DECODE_MAX_SIDE
-from models.errors import ConfigError, FrameTooLarge, TooManyFrames, VideoError
+from models.errors import FrameTooLarge, VideoError
 from models.image_size import image_size
 from models.schema import VideoInfo
+from models.video.sniff import IMAGE_CONTAINERS, SNIFF_BYTES, sniff_container
 
 log = logging.getLogger(__name__)
 
-SNIFF_BYTES = 512  # enough to see every signature below, incl. a second MPEG-TS sync byte
-IMAGE_CONTAINERS = frozenset({"jpeg", "png", "webp"})
 # FFmpeg demuxers that read one still image from a stream of bytes, whatever the file is named.
 _IMAGE_DEMUXERS = {"jpeg": "jpeg_pipe", "png": "png_pipe", "webp": "webp_pipe"}
-_MPEGTS_PACKET = 188  # ISO/IEC 13818-1 transport packets, each starting with sync byte 0x47
-_M2TS_PACKET = 192  # Blu-ray transport packets: a 4-byte timecode before each 188-byte packet
-_QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 # FFmpeg's stream probe takes decoder options per stream index; files with more streams than
 # this are probed without the size cap on the extra ones (they are never decoded).
 _PROBED_STREAMS = 64
-# Frames one request may sample (the `frames` option's bound, and what `fps` over a whole video
-# may add up to): each costs a face detection and a classification.
-MAX_SAMPLED_FRAMES = 1024
-
-
-def sniff_container(head: bytes) -> str | None:
-    """Name the container of a file from its first bytes (ideally `SNIFF_BYTES`), None if unknown.
-
-    Recognises mp4, mov, matroska, webm, avi, mpegts, mpeg (program stream), flv, ogg, asf, and
-    the images jpeg, png, webp and gif. Meant for a quick accept/reject before any decoding.
-    """
-    if head[4:8] == b"ftyp":
-        return "mov" if head[8:12] == b"qt  " else "mp4"
-    if head[4:8] in _QUICKTIME_ATOMS:
-        return "mov"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "webm" if b"webm" in head[:64] else "matroska"
-    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
-        return "avi"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "webp"
-    if head[:1] == b"\x47" and head[_MPEGTS_PACKET : _MPEGTS_PACKET + 1] == b"\x47":
-        return "mpegts"
-    if head[4:5] == b"\x47" and head[4 + _M2TS_PACKET : 5 + _M2TS_PACKET] == b"\x47":
-        return "mpegts"
-    if head.startswith(b"\x00\x00\x01\xba"):
-        return "mpeg"
-    if head.startswith(b"FLV\x01"):
-        return "flv"
-    if head.startswith(b"OggS"):
-        return "ogg"
-    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
-        return "asf"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    return None
-
-
-@dataclass(frozen=True)
-class FrameSampling:
-    """Which frames to sample: `count` spread evenly over the video, or `per_second` frames/s.
-
-    Exactly one must be set; `FrameSampling.at_rate(2.0)` builds the per-second kind.
-    """
-
-    count: int | None = 32
-    per_second: float | None = None
-
-    def __post_init__(self) -> None:
-        if (self.count is None) == (self.per_second is None):
-            raise ConfigError("frame sampling needs exactly one of count and per_second")
-        if self.count is not None and (isinstance(self.count, bool) or self.count < 1):
-            raise ConfigError(f"frame count must be a positive integer, got {self.count!r}")
-        if self.per_second is not None and not (
-            math.isfinite(self.per_second) and self.per_second > 0
-        ):
-            raise ConfigError(f"frames per second must be positive, got {self.per_second!r}")
-
-    @classmethod
-    def at_rate(cls, per_second: float) -> FrameSampling:
-        return cls(count=None, per_second=per_second)
-
-
-@dataclass(frozen=True)
-class SampledFrame:
-    """One sampled frame: decoded index and presentation time (s) from the start of the file."""
-
-    index: int
-    timestamp: float
-    image: np.ndarray  # HxWx3 uint8 RGB, turned upright
 
 
 @dataclass
@@ -164,13 +78,13 @@ class DecodeReport:
 
 
 @dataclass(frozen=True)
-class _Decoded:
+class Decoded:
     index: int
     time: float  # seconds, stream clock, never decreasing
     frame: av.VideoFrame
 
 
-class _Source:
+class Source:
     """An opened file's video stream, decoded from the start, bad packets skipped."""
 
     def __init__(
@@ -222,7 +136,7 @@ class _Source:
             return stream.frames * self.frame_interval
         return None
 
-    def frames(self) -> Iterator[_Decoded]:
+    def frames(self) -> Iterator[Decoded]:
         """Every decodable frame in presentation order, with a time even when pts is missing
         (after `decode_only_near`, the frames near those times and the frames others refer to).
 
@@ -251,7 +165,7 @@ class _Source:
                 last_time = self._frame_time(frame, last_time)
                 report.reached = last_time
                 skipping = self._needed is not None and frame.pts is not None
-                yield _Decoded(packet_times.rank(frame.pts) if skipping else index, last_time, frame)
+                yield Decoded(packet_times.rank(frame.pts) if skipping else index, last_time, frame)
                 index += 1
         if skipped:
             log.warning("%s: %d undecodable packets skipped", self.path.name, skipped)
@@ -347,7 +261,7 @@ def _open_container(path: Path, format: str | None, max_side: int) -> av.contain
 
 
 @contextmanager
-def _open(path: str | Path, threads: int = 0, max_side: int = DECODE_MAX_SIDE) -> Iterator[_Source]:
+def open_source(path: str | Path, threads: int = 0, max_side: int = DECODE_MAX_SIDE) -> Iterator[Source]:
     """Open a video or image, refusing frames whose longer side is over `max_side` from the
     header, before anything is decoded (FrameTooLarge)."""
     path = Path(path)
@@ -370,7 +284,7 @@ def _open(path: str | Path, threads: int = 0, max_side: int = DECODE_MAX_SIDE) -
     except av.error.FFmpegError as error:
         raise VideoError(f"not a video or image file: {path.name} ({_reason(error)})") from None
     try:
-        yield _Source(
+        yield Source(
             path, container, is_image=kind in IMAGE_CONTAINERS, threads=threads, max_side=max_side
         )
     finally:
@@ -381,7 +295,7 @@ def _reason(error: av.error.FFmpegError) -> str:
     return error.strerror or type(error).__name__
 
 
-def _rotation(source: _Source, first: av.VideoFrame) -> int:
+def _rotation(source: Source, first: av.VideoFrame) -> int:
     """Counter-clockwise degrees (0, 90, 180 or 270) that turn the stored picture upright."""
     degrees = first.rotation  # from the display matrix, counter-clockwise
     tag = source.stream.metadata.get("rotate")
@@ -393,14 +307,14 @@ def _rotation(source: _Source, first: av.VideoFrame) -> int:
     return round(degrees / 90) % 4 * 90
 
 
-def _upright_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
+def upright_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
     image = frame.to_ndarray(format="rgb24")
     if rotation:
         image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
     return image
 
 
-def _info(source: _Source, first: av.VideoFrame) -> VideoInfo:
+def video_info(source: Source, first: av.VideoFrame) -> VideoInfo:
     rotation = _rotation(source, first)
     width, height = (first.height, first.width) if rotation % 180 else (first.width, first.height)
     stream = source.stream
@@ -434,16 +348,16 @@ def probe_video(path: str | Path, max_side: int = DECODE_MAX_SIDE) -> VideoInfo:
     Frames over `max_side` pixels on the longer side are refused from the header (FrameTooLarge)
     before that frame is decoded.
     """
-    with _open(path, max_side=max_side) as source:
+    with open_source(path, max_side=max_side) as source:
         first = next(source.frames())
-        return _info(source, first.frame)
+        return video_info(source, first.frame)
 
 
 def measured_duration(path: str | Path) -> float | None:
     """Seconds the video stream lasts by its packets, for files that do not declare it (a live
     WebM, a bare stream): demuxed, not decoded. From the packets' timestamps, or their count
     times the frame interval when they carry none; None when neither is known."""
-    with _open(path) as source:
+    with open_source(path) as source:
         first: float | None = None
         end: float | None = None
         count = 0
@@ -461,219 +375,3 @@ def measured_duration(path: str | Path) -> float | None:
             return end - first
         interval = source.frame_interval
         return count * interval if interval is not None and count else None
-
-
-def _targets(sampling: FrameSampling, start: float, end: float) -> list[float]:
-    """Evenly spaced times over [start, end] on the stream clock."""
-    if sampling.count is not None:
-        return np.linspace(start, end, sampling.count).tolist()
-    step = 1.0 / sampling.per_second
-    steps = math.floor((end - start) / step + 1e-9)
-    if steps + 1 > MAX_SAMPLED_FRAMES:
-        raise TooManyFrames(steps + 1, MAX_SAMPLED_FRAMES)
-    return [start + k * step for k in range(steps + 1)]
-
-
-def _nearest(frames: Iterator[_Decoded], targets: list[float]) -> Iterator[_Decoded]:
-    """For each target time (ascending) the nearest decoded frame, each frame at most once.
-
-    Streams: holds only the previous frame, and stops decoding once the last target is served.
-    Targets past the last decodable frame (a truncated file) get that last frame.
-    """
-    pending = iter(targets)
-    target = next(pending, None)
-    previous: _Decoded | None = None
-    emitted = -1
-    for current in frames:
-        while target is not None and current.time >= target:
-            closer_before = previous is not None and target - previous.time < current.time - target
-            chosen = previous if closer_before else current
-            if chosen.index != emitted:
-                emitted = chosen.index
-                yield chosen
-            target = next(pending, None)
-        if target is None:
-            return
-        previous = current
-    if previous is not None and previous.index != emitted:
-        yield previous
-
-
-def _time_span(path: Path) -> tuple[float, float]:
-    """First and last frame time, by decoding the whole file once (only when it does not say)."""
-    with _open(path) as source:
-        first = last = None
-        for decoded in source.frames():
-            first = decoded.time if first is None else first
-            last = decoded.time
-        return first, last
-
-
-def _sample(source: _Source, sampling: FrameSampling) -> tuple[VideoInfo, Iterator[SampledFrame]]:
-    """Probe from the first frame, then lazily pick and convert the sampled frames."""
-    frames = source.frames()
-    first = next(frames)
-    info = _info(source, first.frame)
-    origin = source.origin if source.origin is not None else first.time
-    if info.is_image:
-        start = end = first.time
-    elif (duration := source.declared_duration()) is not None:
-        start = first.time
-        end = max(start, start + duration - (source.frame_interval or 0.0))
-    else:
-        start, end = _time_span(source.path)
-
-    targets = _targets(sampling, start, end)
-    source.report.expected_start, source.report.expected_end = start, end
-    source.decode_only_near(targets)
-
-    def sampled() -> Iterator[SampledFrame]:
-        for chosen in _nearest(_chain(first, frames), targets):
-            yield SampledFrame(
-                index=chosen.index,
-                timestamp=max(0.0, chosen.time - origin),
-                image=_upright_rgb(chosen.frame, info.rotation),
-            )
-
-    return info, sampled()
-
-
-def _chain(first: _Decoded, rest: Iterator[_Decoded]) -> Iterator[_Decoded]:
-    yield first
-    yield from rest
-
-
-def iter_sampled_frames(path: str | Path, sampling: FrameSampling) -> Iterator[SampledFrame]:
-    """Yield the sampled frames in order, upright RGB, decoding the file once from the start.
-
-    Targets are spread evenly from the first frame to the end of the real duration; each takes the
-    nearest decoded frame, so variable frame rates are handled by time, not by index. A video with
-    fewer frames than asked for yields each frame once. When the file states no duration, one extra
-    decoding pass measures it first. A still image is a one-frame video at t=0.
-    """
-    with _open(path) as source:
-        _, frames = _sample(source, sampling)
-        yield from frames
-
-
-def read_sampled_frames(
-    path: str | Path, sampling: FrameSampling
-) -> tuple[VideoInfo, list[SampledFrame]]:
-    """`probe_video` and `iter_sampled_frames` in one pass, the frames held in memory."""
-    with _open(path) as source:
-        info, frames = _sample(source, sampling)
-        return info, list(frames)
-
-
-_END = object()  # the producer's last queue item after the final frame
-PREFETCH_DEPTH = 8  # decoded frames held ahead of the consumer: 8 x 6 MB at 1080p
-# Decoder threads while the caller computes on the CPU: one. On the 2-core benchmark machine a
-# 1-thread decoder next to 1-thread torch ran a 1080p video end to end in 12.2 s, FFmpeg's
-# automatic thread count in 15.1 s (bench/results): threads beyond the cores only contend.
-PREFETCH_DECODE_THREADS = 1
-
-
-class PrefetchedFrames:
-    """`read_sampled_frames`, decoded in a background thread while the caller works on earlier
-    frames, so decoding overlaps detection (FFmpeg and torch both release the GIL).
-
-    Use as a context manager: `info` waits for the first frame; `batches(n)` yields the frames
-    that are ready (at least one, at most n) in order; `decode_seconds` is the producer's wall
-    time and `report` how much of the video was decoded, once it has finished. Decoding errors
-    are raised in the caller's thread. `decode_threads` is FFmpeg's thread count for it (0: one
-    per core).
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        sampling: FrameSampling,
-        depth: int = PREFETCH_DEPTH,
-        decode_threads: int = PREFETCH_DECODE_THREADS,
-    ):
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self.decode_seconds = 0.0
-        self._thread = threading.Thread(
-            target=self._produce,
-            args=(path, sampling, decode_threads),
-            name="frame-decoder",
-            daemon=True,
-        )
-        self.report = DecodeReport()
-        try:
-            self._thread.start()
-            self.info: VideoInfo = self._take()  # type: ignore[assignment]
-        except BaseException:
-            # A deadline (SIGALRM) may fire here, even inside start(), and no caller holds the
-            # object to close it: stopped, the producer ends at its next frame instead of
-            # waiting for ever on a full queue.
-            self._stop.set()
-            raise
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop the producer (if still decoding) and wait for it to release the file."""
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        self._thread.join()
-
-    def batches(self, max_size: int) -> Iterator[list[SampledFrame]]:
-        """Frames in order, `max_size` at a time (the last batch may be shorter).
-
-        A batch never ends early because the decoder was slow: batch sizes change the float
-        rounding of MTCNN and the classifiers, so timing-dependent batches made the same video
-        score differently by ~1e-7 from one run to the next.
-        """
-        batch: list[SampledFrame] = []
-        while (item := self._take()) is not _END:
-            batch.append(item)  # type: ignore[arg-type]
-            if len(batch) == max_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    def _take(self) -> object:
-        return self._raise_if_failed(self._queue.get())
-
-    @staticmethod
-    def _raise_if_failed(item: object) -> object:
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self, path: str | Path, sampling: FrameSampling, threads: int) -> None:
-        started = time.perf_counter()
-        try:
-            with _open(path, threads=threads) as source:
-                self.report = source.report
-                info, frames = _sample(source, sampling)
-                if not self._put(info):
-                    return
-                for frame in frames:
-                    if not self._put(frame):
-                        return
-        except Exception as error:  # noqa: BLE001 - any failure is re-raised in the caller
-            self._put(error)
-            return
-        self.decode_seconds = time.perf_counter() - started
-        self._put(_END)
