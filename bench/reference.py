@@ -21,10 +21,11 @@ from facenet_pytorch import MTCNN
 from PIL import Image
 
 from models.aggregation import CropScores, get_policy
+from models.checkpoints import load_classifier
 from models.crops import crop_face, crops_to_tensor
 from models.errors import VideoError
 from models.faces import DFDC_THRESHOLDS, MIN_BOX_SIDE, MIN_CONFIDENCE, Face
-from models.registry import Registry, load_classifier
+from models.registry import Registry
 from models.tracking import assign_identities, drop_short_tracks, min_track_length
 
 REFERENCE_SCALE = 0.5  # REFERENCE §1: MTCNN on the frame downscaled 0.5x, boxes scaled back

@@ -12,7 +12,8 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.registry import Registry, save_safetensors
+from models.checkpoints import save_safetensors
+from models.registry import Registry
 from models.zoo import build_classifier
 
 ENSEMBLE = "bench"

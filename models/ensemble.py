@@ -9,10 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.checkpoints import load_classifier
 from models.crops import CropSpec
 from models.device import inference_context, inference_dtype
 from models.errors import ConfigError
-from models.registry import ModelEntry, Registry, load_classifier
+from models.registry import ModelEntry, Registry
 from models.schema import ModelInfo
 from models.zoo.inference_form import to_inference_form
 

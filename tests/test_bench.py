@@ -12,13 +12,14 @@ from click.testing import CliRunner
 
 from bench.media import write_face_clip
 from fakewatch.cli.bench import bench
+from models.checkpoints import load_classifier
 from models.config import DetectorConfig
 from models.crops import crop_face, crops_to_tensor
 from models.detector import STAGES, Detector
 from models.device import cap_cpu_threads
 from models.errors import VideoError
 from models.faces import FaceDetector
-from models.registry import Registry, load_classifier
+from models.registry import Registry
 from models.video.prefetch import PrefetchedFrames
 from models.video.sampling import FrameSampling, read_sampled_frames
 from tests.tiny_models import write_test_registry

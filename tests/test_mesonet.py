@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from models.checkpoints import load_classifier
 from models.errors import WeightsError
 from models.keras_weights import read_keras_weights
-from models.registry import Registry, load_classifier
+from models.registry import Registry
 from models.zoo.mesonet import Meso4, MesoInception4
 from tests.keras_h5 import write_keras_weights
 from tests.tiny_models import seeded_model

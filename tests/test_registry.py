@@ -16,15 +16,9 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from models.checkpoints import DATAPARALLEL_PREFIX, load_classifier, save_safetensors, sha256_file
 from models.errors import ConfigError, MissingWeightsError, WeightsError
-from models.registry import (
-    DATAPARALLEL_PREFIX,
-    ModelEntry,
-    Registry,
-    load_classifier,
-    save_safetensors,
-    sha256_file,
-)
+from models.registry import ModelEntry, Registry
 from models.zoo import build_classifier
 from tests.test_zoo import SMALL_CROSS_VIT, SMALL_EFFICIENT_VIT
 from tests.tiny_models import (
@@ -279,7 +273,7 @@ def test_check_reports_each_state(tmp_path: Path, caplog: pytest.LogCaptureFixtu
         assert status.loadable == (state in ("ok", "unverified"))
         assert status.actual_sha256 == (None if state == "missing" else sha)
         assert status.path == tmp_path / entry.file
-    with caplog.at_level(logging.WARNING, logger="models.registry"):
+    with caplog.at_level(logging.WARNING, logger="models.checkpoints"):
         load_through_registry(tmp_path, cases["unverified"])
     assert "no sha256 registered" in caplog.text
 

@@ -10,10 +10,11 @@ import torch
 from click.testing import CliRunner
 from safetensors import safe_open
 
+from models.checkpoints import load_classifier, sha256_file
 from models.config import POLICY_NAMES
 from models.datasets import list_labeled_videos
 from models.protocol.folds import leave_sources_out
-from models.registry import Registry, load_classifier, sha256_file
+from models.registry import Registry
 from models.training.card import ModelCard
 from models.training.cropcache import CropCache, CropExtractor
 from models.training.export import METADATA_KEY

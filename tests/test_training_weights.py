@@ -8,8 +8,9 @@ import json
 import pytest
 import torch
 
+from models.checkpoints import load_classifier
 from models.config import DEFAULT_POLICY
-from models.registry import Registry, load_classifier
+from models.registry import Registry
 from models.training.card import ModelCard
 from models.training.run import CARD_STEM, ENSEMBLE
 from tests.conftest import REPO_ROOT

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.checkpoints import save_safetensors
 from models.crops import CropSpec
-from models.registry import ModelEntry, Registry, save_safetensors
+from models.registry import ModelEntry, Registry
 from models.zoo import build_classifier
 
 REGISTRY_NAME = "registry.toml"

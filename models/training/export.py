@@ -23,8 +23,8 @@ import torch
 from sklearn.metrics import log_loss, roc_auc_score
 from torch import nn
 
+from models.checkpoints import save_safetensors
 from models.crops import CropSpec, crops_to_tensor
-from models.registry import save_safetensors
 from models.training.calibration import calibrated
 from models.training.members import MemberRecipe
 from models.zoo import build_classifier
