@@ -56,3 +56,17 @@ def test_gateway_and_cli_import_without_torch_or_workers(tmp_path: Path, face_vi
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "gateway ok" in done.stdout
+
+
+def test_the_base_layer_never_imports_the_cli() -> None:
+    """settings, jobs and webhook_targets are what app/ and workers/ stand on; only the CLI may
+    import every layer, so the base must load without it (and without app/ or workers/)."""
+    program = (
+        "import sys\n"
+        "import fakewatch.jobs, fakewatch.settings, fakewatch.webhook_targets\n"
+        "loaded = {n for n in sys.modules if n.split('.')[0] in ('app', 'workers') or n.startswith('fakewatch.cli')}\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
