@@ -41,6 +41,7 @@ class Injector:
         self.store = RedisJobStore(deployment.store_url)
         self.next_clip = 0
         self.faults: list[Fault] = []
+        self.hit: set[str] = set()  # jobs a fault already struck: each fault gets a fresh one
 
     def submit(self, count: int) -> list[str]:
         """Submit the next `count` unused clips in a background thread each."""
@@ -78,29 +79,36 @@ class Injector:
         while time.monotonic() < deadline:
             for job in self.store.list(status=JobStatus.running, limit=20).items:
                 host = self._host_of(job.worker)
-                if host in hosts and job.id in self.client.ledger.entries:
+                if host in hosts and job.id in self.client.ledger.entries and (
+                        job.id not in self.hit):
+                    self.hit.add(job.id)
                     return job.id, host
             if not self.client.ledger.pending():
                 self.submit(2)
             time.sleep(0.05)
         raise RuntimeError(f"no job ran on {hosts} within {TARGET_TIMEOUT_S} s")
 
-    def record(self, kind: str, at: float, jobs: list[str], **detail: object) -> Fault:
-        fault = Fault(kind, at, time.monotonic(), jobs, dict(detail))
+    def record(self, kind: str, at: float, jobs: list[str], *, instant: bool = False,
+               **detail: object) -> Fault:
+        """`instant`: the fault struck its jobs at `at` (a kill, a cut): recovery counts from it."""
+        fault = Fault(kind, at, at if instant else time.monotonic(), jobs, dict(detail))
         self.faults.append(fault)
         return fault
 
     def kill_workers(self, count: int) -> None:
         """SIGKILL the process group of a worker at a random moment of a random running job,
-        then start it again (it loads while the other worker carries on)."""
-        for _ in range(count):
+        then start it again; the next kill waits until it has loaded, so every killed job has
+        the other worker to finish on."""
+        for number in range(count):
             self.submit(2)
             job_id, host = self.running_job(WORKERS)
             time.sleep(self.random.uniform(0, KILL_WINDOW_S))
             at = time.monotonic()
             self.deployment.workers[host].kill()
-            self.record("worker SIGKILL", at, [job_id], host=host)
+            self.record("worker SIGKILL", at, [job_id], instant=True, host=host)
             self.deployment.start_worker(host)
+            if number < count - 1:
+                self.deployment.wait_worker(host)
 
     def cut_worker_link(self, hold_s: float) -> None:
         """Take a worker host's link down mid-job; its job must finish on the other worker."""
@@ -110,7 +118,8 @@ class Injector:
         self.deployment.hosts.cut(host)
         time.sleep(hold_s)
         self.deployment.hosts.restore(host)
-        self.record("worker host cut off", at, [job_id], host=host, held_s=hold_s)
+        self.record("worker host cut off", at, [job_id], instant=True, host=host,
+                    link_down_s=hold_s)
 
     def restart_redis(self, down_s: float) -> None:
         """kill -9 Redis while a job runs, start it again from its append-only file."""
@@ -163,5 +172,6 @@ class Injector:
         in_flight = self.client.ledger.pending()
         self.client.drain(TARGET_TIMEOUT_S)
         self.deployment.hosts.unslow("redis")
-        self.record("job store slow", at, in_flight, how=how, post_latency_s=latencies)
+        self.record("job store slow", at, in_flight, instant=True, how=how,
+                    post_latency_s=latencies)
 

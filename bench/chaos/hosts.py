@@ -26,6 +26,7 @@ class Hosts(Protocol):
     """Where each suite host lives and how to start, cut and slow it."""
 
     mode: str
+    names: tuple[str, ...]  # the namespaces made, so a caller can check they are gone
 
     def address(self, host: str) -> str: ...
 
@@ -57,6 +58,7 @@ class NamespaceHosts:
         self.run_id = secrets.token_hex(3)
         self.switch = f"fw{self.run_id}-sw"
         self.created: list[str] = []
+        self.names = (self.switch, *(self.namespace(h) for h in HOSTS))
         try:
             self._build()
         except (subprocess.CalledProcessError, OSError):
@@ -67,7 +69,7 @@ class NamespaceHosts:
         return f"fw{self.run_id}-{host}"
 
     def _build(self) -> None:
-        for name in (self.switch, *(self.namespace(h) for h in HOSTS)):
+        for name in self.names:
             _ip("netns", "add", name)
             self.created.append(name)
             _ip("-n", name, "link", "set", "lo", "up")
@@ -135,6 +137,7 @@ class LoopbackHosts:
     """Every host on 127.0.0.1; the services tell themselves apart by port."""
 
     mode = "loopback (no network namespaces)"
+    names: tuple[str, ...] = ()
 
     def address(self, host: str) -> str:
         return "127.0.0.1"

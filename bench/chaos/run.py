@@ -28,7 +28,7 @@ SETTINGS: dict[str, Any] = {
     "device": "cpu", "frames": 16, "heartbeat_interval_s": 1.0, "stale_after_s": STALE_AFTER_S,
     "sweep_interval_s": 1.0, "job_deadline_s": 60, "broker_visibility_timeout_s": 90,
     "max_attempts": 4, "queue_timeout_s": 600, "rate_limit_per_minute": 0,
-    "max_jobs_in_flight_per_key": 0, "upload_idle_timeout_s": 3, "upload_timeout_s": 30,
+    "max_jobs_in_flight_per_key": 0, "upload_idle_timeout_s": 2, "upload_timeout_s": 30,
 }
 DRAIN_TIMEOUT_S = 600
 
@@ -44,15 +44,17 @@ class Plan:
     uploads: int
     duplicates: int
     schemathesis_examples: int
+    link_cut_s: float
+    slow_store: bool = True
     seed: int = 13
-    link_cut_s: float = 3 * STALE_AFTER_S
     slow_ms: int = 100
 
 
 FULL = Plan("full", worker_kills=20, redis_restarts=3, broker_outage_s=30, uploads=100,
-            duplicates=20, schemathesis_examples=25)
+            duplicates=20, schemathesis_examples=25, link_cut_s=3 * STALE_AFTER_S)
 SHORT = Plan("short", worker_kills=2, redis_restarts=1, broker_outage_s=3, uploads=20,
-             duplicates=4, schemathesis_examples=2)
+             duplicates=4, schemathesis_examples=2, link_cut_s=STALE_AFTER_S + 1,
+              slow_store=False)
 
 
 def run(plan: Plan, logs_to: Path | None = None) -> dict[str, Any]:
@@ -63,12 +65,15 @@ def run(plan: Plan, logs_to: Path | None = None) -> dict[str, Any]:
         directory = Path(temp)
         deployment: Deployment | None = None
         try:
+            preparing = time.monotonic()
             registry = clip_maker.write_registry(directory / "registry")
-            fault_clips = 8 * plan.worker_kills + 4 * plan.redis_restarts + 60
+            fault_clips = _fault_clips(plan)
             clips = clip_maker.write_clips(directory / "clips", fault_clips + plan.uploads)
             deployment = Deployment(hosts, directory, registry, SETTINGS)
             hosts.enter_client()  # before any thread: every client socket is the client host's
-            return _run(plan, hosts, deployment, clips, fault_clips, why_not, directory)
+            prepare_s = round(time.monotonic() - preparing, 1)
+            report = _run(plan, hosts, deployment, clips, fault_clips, why_not, directory)
+            return {**report, "prepare_s": prepare_s}
         finally:
             if deployment is not None:
                 deployment.stop_all()
@@ -88,13 +93,13 @@ def _run(plan: Plan, hosts: Hosts, deployment: Deployment, clips: list[Path], fa
         deployment.start_worker(host)
     for host in ("worker1", "worker2"):
         deployment.wait_worker(host)
+    phases: dict[str, float] = {"start services": time.monotonic() - started}
     ledger = Ledger()
     client = Client(deployment.base_url, deployment.keys, ledger)
     stop = threading.Event()
     poller = threading.Thread(target=_poll, args=(client, stop))
     poller.start()
     injector = Injector(deployment, client, clips[:fault_clips], plan.seed)
-    phases: dict[str, float] = {}
     try:
         mark = time.monotonic()
         injector.kill_workers(plan.worker_kills)
@@ -108,12 +113,13 @@ def _run(plan: Plan, hosts: Hosts, deployment: Deployment, clips: list[Path], fa
             faults += [
                 lambda: injector.cut_worker_link(plan.link_cut_s),
                 lambda: injector.broker_outage(plan.broker_outage_s),
-                lambda: injector.slow_store(plan.slow_ms),
             ]
+            if plan.slow_store:
+                faults.append(lambda: injector.slow_store(plan.slow_ms))
         for fault in faults:
             fault()
             client.drain(DRAIN_TIMEOUT_S)  # each fault's recovery is measured on its own
-        phases["faults total"] = time.monotonic() - started
+        phases["other faults"] = time.monotonic() - mark - phases["worker kills"]
     finally:
         stop.set()
         poller.join()
@@ -122,9 +128,12 @@ def _run(plan: Plan, hosts: Hosts, deployment: Deployment, clips: list[Path], fa
             continue
         deployment.start_worker(host)
     assert deployment.gateway is not None
+    mark = time.monotonic()
     burst = load.burst(client, clips[fault_clips:], plan.duplicates,
                        deployment.gateway.process.pid, DRAIN_TIMEOUT_S)
+    phases["load"], mark = time.monotonic() - mark, time.monotonic()
     corpus_rows = fuzz.send_corpus(client, corpus.build(clips[0]), DRAIN_TIMEOUT_S)
+    phases["corpus"] = time.monotonic() - mark
     schema = fuzz.schemathesis(deployment.base_url, deployment.keys[1], plan.seed,
                                plan.schemathesis_examples, directory / "schemathesis.xml")
     client.recheck()
@@ -134,6 +143,7 @@ def _run(plan: Plan, hosts: Hosts, deployment: Deployment, clips: list[Path], fa
         "machine": {"cpus": _cpus(), "processor": _processor(), "python": platform.python_version()},
         "mode": hosts.mode,
         "mode_reason": why_not,
+        "namespaces": list(hosts.names),
         "settings": {k: v for k, v in SETTINGS.items()},
         "seconds": round(time.monotonic() - started, 1),
         "phases_s": {k: round(v, 1) for k, v in phases.items()},
@@ -144,6 +154,13 @@ def _run(plan: Plan, hosts: Hosts, deployment: Deployment, clips: list[Path], fa
         "corpus": corpus_rows,
         "schemathesis": schema,
     }
+
+
+def _fault_clips(plan: Plan) -> int:
+    """Clips the faults may submit: 2 per kill, 3 per other fault, one a second of outage,
+    and a margin for a target search that has to submit more."""
+    per_fault = 2 * plan.worker_kills + 3 * (plan.redis_restarts + 4)
+    return per_fault + int(plan.broker_outage_s) + 2 * plan.worker_kills + 10
 
 
 def _poll(client: Client, stop: threading.Event) -> None:
@@ -160,8 +177,8 @@ def _fault_row(fault: Any, ledger: Ledger) -> dict[str, Any]:
     done = [f for f in finished if f is not None]
     recovery = max(done) - fault.until if done and len(done) == len(finished) else None
     since_fault = max(done) - fault.at if done and len(done) == len(finished) else None
-    return {"fault": fault.kind, "jobs_hit": len(fault.jobs), "held_s": round(fault.until -
-            fault.at, 2), "recovered_s_after_end": _round(recovery),
+    return {"fault": fault.kind, "jobs_hit": len(fault.jobs),
+            "held_s": round(fault.until - fault.at, 2), "recovered_s_after_end": _round(recovery),
             "finished_s_after_start": _round(since_fault), **fault.detail}
 
 
