@@ -88,6 +88,11 @@ class Injector:
             time.sleep(0.05)
         raise RuntimeError(f"no job ran on {hosts} within {TARGET_TIMEOUT_S} s")
 
+    def _still_running(self, job_id: str, host: str) -> bool:
+        job = self.store.get(job_id)
+        return job is not None and job.status is JobStatus.running and (
+            self._host_of(job.worker) == host)
+
     def record(self, kind: str, at: float, jobs: list[str], *, instant: bool = False,
                **detail: object) -> Fault:
         """`instant`: the fault struck its jobs at `at` (a kill, a cut): recovery counts from it."""
@@ -103,6 +108,8 @@ class Injector:
             self.submit(2)
             job_id, host = self.running_job(WORKERS)
             time.sleep(self.random.uniform(0, KILL_WINDOW_S))
+            while not self._still_running(job_id, host):  # it finished first: aim again
+                job_id, host = self.running_job(WORKERS)
             at = time.monotonic()
             self.deployment.workers[host].kill()
             self.record("worker SIGKILL", at, [job_id], instant=True, host=host)

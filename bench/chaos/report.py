@@ -39,7 +39,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Machine: {report['machine']['processor']}, {report['machine']['cpus']} CPUs. "
         f"Mode: {report['mode']}" + (f" ({report['mode_reason']})" if report["mode_reason"]
-                                     else "") + f". Took {report['seconds']} s.",
+                                     else "") + f". Took {report['seconds']} s. Faults not run: "
+        f"{', '.join(report['faults_not_run']) or 'none'}.",
         "",
         "## Headline",
         "",

@@ -57,10 +57,10 @@ SHORT = Plan("short", worker_kills=2, redis_restarts=1, broker_outage_s=3, uploa
               slow_store=False)
 
 
-def run(plan: Plan, logs_to: Path | None = None) -> dict[str, Any]:
+def run(plan: Plan, logs_to: Path | None = None, loopback: bool = False) -> dict[str, Any]:
     """Run `plan`; returns the report (see report.py). With `logs_to`, the services' logs are
-    copied there before the temporary directory goes."""
-    hosts, why_not = make_hosts()
+    copied there before the temporary directory goes; `loopback` skips the namespaces."""
+    hosts, why_not = make_hosts(loopback)
     with tempfile.TemporaryDirectory(prefix="fakewatch-chaos-", ) as temp:
         directory = Path(temp)
         deployment: Deployment | None = None
@@ -95,6 +95,7 @@ def _run(plan: Plan, hosts: Hosts, deployment: Deployment, clips: list[Path], fa
         deployment.wait_worker(host)
     phases: dict[str, float] = {"start services": time.monotonic() - started}
     ledger = Ledger()
+    skipped: list[str] = []  # faults this mode or plan cannot run, named in the report
     client = Client(deployment.base_url, deployment.keys, ledger)
     stop = threading.Event()
     poller = threading.Thread(target=_poll, args=(client, stop))
@@ -109,7 +110,12 @@ def _run(plan: Plan, hosts: Hosts, deployment: Deployment, clips: list[Path], fa
             *(lambda: injector.restart_redis(down_s=1.0) for _ in range(plan.redis_restarts)),
             injector.restart_gateway,
         ]
-        if hosts.mode.startswith("network"):
+        network = hosts.mode.startswith("network")
+        if not network:
+            skipped.extend(["worker host cut off", "broker outage", "job store slow"])
+        elif not plan.slow_store:
+            skipped.append("job store slow")
+        if network:
             faults += [
                 lambda: injector.cut_worker_link(plan.link_cut_s),
                 lambda: injector.broker_outage(plan.broker_outage_s),
@@ -144,6 +150,7 @@ def _run(plan: Plan, hosts: Hosts, deployment: Deployment, clips: list[Path], fa
         "mode": hosts.mode,
         "mode_reason": why_not,
         "namespaces": list(hosts.names),
+        "faults_not_run": skipped,
         "settings": {k: v for k, v in SETTINGS.items()},
         "seconds": round(time.monotonic() - started, 1),
         "phases_s": {k: round(v, 1) for k, v in phases.items()},
