@@ -141,7 +141,7 @@ def _run(plan: Plan, hosts: Hosts, deployment: Deployment, clips: list[Path], fa
     corpus_rows = fuzz.send_corpus(client, corpus.build(clips[0]), DRAIN_TIMEOUT_S)
     phases["corpus"] = time.monotonic() - mark
     schema = fuzz.schemathesis(deployment.base_url, deployment.keys[1], plan.seed,
-                               plan.schemathesis_examples, directory / "schemathesis.xml")
+                               plan.schemathesis_examples, directory)
     client.recheck()
     reference = _rescore_matches(client, clips)
     return {
