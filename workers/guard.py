@@ -6,7 +6,9 @@ and every progress report checks the clock as well. A heartbeat thread tells the
 sweeper the worker is alive; when the store says the job is no longer ours (deleted, or requeued
 to another worker), the next progress report stops the detection. A heartbeat the store could not
 take is logged and tried again at the next beat: one store error must not silence the worker for
-the rest of the job (the sweeper would then requeue a job that is still running).
+the rest of the job (the sweeper would then requeue a job that is still running). A progress
+report the store could not take is logged and skipped the same way, so a store blip between two
+stages does not fail the job as the file's fault.
 """
 
 from __future__ import annotations
@@ -79,7 +81,12 @@ class JobGuard:
 
     def progress(self, stage: str, fraction: float) -> None:
         self.check()
-        if not self.store.report_progress(self.job_id, self.task_id, stage, fraction):
+        try:
+            ours = self.store.report_progress(self.job_id, self.task_id, stage, fraction)
+        except STORE_ERRORS as error:  # like a missed heartbeat: the next report tries again
+            log.warning("job %s: progress not recorded, going on: %s", self.job_id, error)
+            return
+        if not ours:
             self._lost.set()
             raise JobLost(self.job_id)
 
