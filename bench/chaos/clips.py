@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from bench.media import write_face_clip
+from models.checkpoints import save_safetensors
 from models.crops import CropSpec
-from models.registry import ModelEntry, Registry, save_safetensors
+from models.registry import ModelEntry, Registry
 from models.zoo import build_classifier
 
 CLIP_HEIGHT = 180
