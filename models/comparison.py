@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from models.aggregation import CropScores, get_policy
 from models.datasets import REAL, LabeledVideo
 from models.detector import Detector
 from models.errors import FakewatchError
-from models.protocol.metrics import ProtocolMetrics, VideoScore, protocol_metrics
+from models.protocol.metrics import ProtocolMetrics, VideoScore, auc_of, protocol_metrics
 from models.protocol.tables import COLUMNS, metrics_row
 from models.schema import DetectionResult
 
@@ -80,13 +79,7 @@ def video_scores(clips: Sequence[ClipScores], model_ids: Sequence[str], policy: 
         if clip.scores is None:
             continue
         subset = CropScores(clip.scores.identities, {m: clip.scores.per_model[m] for m in model_ids})
-        video = clip.video
-        scored.append(VideoScore(
-            file=str(video.path), label=video.label, probability=rule.video_score(subset),
-            group=video.group or str(video.path), source=video.subset or "-",
-            family="none" if video.label == REAL else (video.family or "unknown"),
-            threshold=threshold,
-        ))
+        scored.append(VideoScore.of(clip.video, rule.video_score(subset), threshold))
     return scored
 
 
@@ -111,7 +104,7 @@ def compare(clips: Sequence[ClipScores], candidates: dict[str, Sequence[str]], p
         scores = video_scores(clips, model_ids, policy)
         reals = [s for s in scores if s.label == REAL]
         families = sorted({s.family for s in scores if s.label != REAL})
-        family_auc = {family: _auc(reals + [s for s in scores if s.family == family])
+        family_auc = {family: auc_of(reals + [s for s in scores if s.family == family])
                       for family in families}
         cost = [costs[m] for m in model_ids if m in costs]
         rows.append(ModelComparison(
@@ -119,13 +112,6 @@ def compare(clips: Sequence[ClipScores], candidates: dict[str, Sequence[str]], p
             ms_per_crop=sum(cost) if len(cost) == len(model_ids) else None,
         ))
     return rows
-
-
-def _auc(scores: Sequence[VideoScore]) -> float | None:
-    labels = [s.label for s in scores]
-    if len(set(labels)) < 2:
-        return None
-    return float(roc_auc_score(labels, [s.probability for s in scores]))
 
 
 def cpu_cost(detector: Detector, repeats: int = 3) -> dict[str, float]:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from fakewatch.cli.common import bench_checkout
+
 DEFAULT_LIMIT = 3
 DEFAULT_MEMORY_RUNS = 50  # the issue: no memory growth across 50 consecutive videos
 DEFAULT_REPEATS = 3
@@ -130,15 +132,9 @@ def bench(
     threads: int | None,
 ) -> None:
     """Benchmark the detector: stage timings, decode floor, reference mode, memory, throughput."""
-    try:
+    with bench_checkout():
         from bench import harness, report
         from bench.reference import ReferencePipeline
-    except ModuleNotFoundError as error:
-        if error.name != "bench":
-            raise
-        raise click.ClickException(
-            "the bench/ folder is not importable: run from the repository root"
-        ) from None
     import torch
 
     from models.config import DetectorConfig

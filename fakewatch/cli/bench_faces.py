@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from fakewatch.cli.common import bench_checkout
+
 # The research data sits beside the repository; it is read at run time, never copied.
 DEFAULT_DATA = Path("..") / "shared" / "data"
 DEFAULT_CLIPS = 10
@@ -56,16 +58,10 @@ def bench_faces(
 ) -> None:
     """Face recall per condition (dark, noisy, small, blurred, turned) and false faces per 100
     face-free frames, for each face finder, with the time per frame."""
-    try:
+    with bench_checkout():
         from bench import face_free, face_recall, face_report, face_truth
         from bench.face_conditions import CONDITIONS, FACE_FREE
         from bench.harness import machine
-    except ModuleNotFoundError as error:
-        if error.name != "bench":
-            raise
-        raise click.ClickException(
-            "the bench/ folder is not importable: run from the repository root"
-        ) from None
     import numpy as np
     import torch
 

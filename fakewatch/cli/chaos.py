@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from fakewatch.cli.common import bench_checkout
+
 
 @click.command()
 @click.option("--short", is_flag=True, help="A few faults, 20 uploads, a fuzz smoke (CI's size).")
@@ -17,7 +19,8 @@ import click
               help="Run every host on 127.0.0.1 even where namespaces could be made.")
 def chaos(short: bool, out: Path, logs: Path | None, loopback: bool) -> None:
     """Fault, load and fuzz the service on hosts of its own, then reconcile every job."""
-    from bench.chaos import report, run
+    with bench_checkout():
+        from bench.chaos import report, run
 
     result = run.run(run.SHORT if short else run.FULL, logs, loopback)
     json_path, md_path = report.write(result, out)

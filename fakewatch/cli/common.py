@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,3 +103,17 @@ def expand_inputs(paths: Iterable[Path]) -> list[Path]:
         else:
             found.append(path)
     return found
+
+
+@contextmanager
+def bench_checkout() -> Iterator[None]:
+    """Import `bench` modules inside: bench/ ships with the repository, not the package, so
+    outside a checkout the import fails with a clear message instead of a traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        if error.name != "bench":
+            raise
+        raise click.ClickException(
+            "the bench/ folder is not importable: run from the repository root"
+        ) from None

@@ -128,7 +128,8 @@ def adopt(scores: Path, candidate_specs: tuple[str, ...], ensemble: str, folds: 
     from models.protocol.tables import table
     from models.training.adopt import adopt as adopt_candidates
     from models.training.adopt import adoption_card, register_adoption
-    from models.training.adoption_card import write_adoption_card
+    from models.training.adoption_card import render_adoption
+    from models.training.card import write_card
     from models.training.run import command_line
 
     registry = _load(registry_path)
@@ -151,7 +152,7 @@ def adopt(scores: Path, candidate_specs: tuple[str, ...], ensemble: str, folds: 
         register_adoption(Path(path), ensemble, adoption)
     except FakewatchError as error:
         raise click.ClickException(str(error)) from error
-    _, markdown = write_adoption_card(card, Path(path).parent, f"{ensemble}-ensemble")
+    _, markdown = write_card(card, render_adoption(card), Path(path).parent, f"{ensemble}-ensemble")
     click.echo(table("nested choice", {"all videos": adoption.nested}))
     click.echo(f"chose {adoption.chosen} ({', '.join(adoption.models)}); registered as '{ensemble}' "
                f"with presets {[p.name for p in adoption.presets.listing()]}; card {markdown.name}")

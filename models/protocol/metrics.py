@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from scipy import stats
 from sklearn import metrics
 
-from models.datasets import FAKE, REAL
+from models.datasets import FAKE, REAL, LabeledVideo
 
 BOOTSTRAP_ROUNDS = 1000
 BOOTSTRAP_SEED = 0
@@ -36,6 +36,15 @@ class VideoScore:
     family: str  # manipulation family ("none" for real)
     threshold: float | None = None  # this clip's own threshold (cross-fitted), else the report's
 
+    @classmethod
+    def of(cls, video: LabeledVideo, probability: float, threshold: float | None = None) -> VideoScore:
+        """A labelled clip's score; a clip without subset is its own group's source."""
+        return cls(
+            file=str(video.path), label=video.label, probability=probability,
+            group=video.group or str(video.path), source=video.subset or video.group or str(video.path),
+            family="none" if video.label == REAL else (video.family or "unknown"), threshold=threshold,
+        )
+
 
 class ProtocolMetrics(BaseModel):
     videos: int
@@ -52,6 +61,14 @@ class ProtocolMetrics(BaseModel):
     tpr_at_threshold: float | None  # share of fake videos labelled fake
     log_loss: float
     base_rate_log_loss: float
+
+
+def auc_of(scores: Sequence[VideoScore]) -> float | None:
+    """Video AUC of `scores`, None when they hold one label only."""
+    labels = np.array([s.label for s in scores], int)
+    if len(np.unique(labels)) < 2:
+        return None
+    return rank_auc(labels, np.array([s.probability for s in scores]))
 
 
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, max_fpr: float) -> float:

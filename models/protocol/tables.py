@@ -28,13 +28,14 @@ def table(title: str, rows: dict[str, ProtocolMetrics]) -> str:
     return "\n".join([header, rule, *(metrics_row(name, m) for name, m in rows.items())])
 
 
-def report_tables(report: ProtocolReport) -> str:
-    """Overall, by family (its fakes against every real clip), by source and by fold."""
+def report_tables(report: ProtocolReport, fold_title: str = "held-out fold") -> str:
+    """Overall, by family (its fakes against every real clip), by source and by fold (`fold_title`
+    says what was fitted without the fold)."""
     parts = [
         table("all videos", {"overall": report.overall}),
         table("family (its fakes vs all real)", report.by_family),
         table("source (one-label sources vs the other label)", report.by_source),
     ]
     if report.by_fold:
-        parts.append(table("held-out fold", report.by_fold))
+        parts.append(table(fold_title, report.by_fold))
     return "\n\n".join(parts)

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from models.comparison import ClipScores, video_scores
 from models.config import DEFAULT_POLICY
 from models.datasets import REAL
 from models.protocol.folds import DEFAULT_FOLDS, Fold, leave_sources_out
-from models.protocol.metrics import ProtocolMetrics, VideoScore, protocol_metrics
+from models.protocol.metrics import ProtocolMetrics, VideoScore, auc_of, protocol_metrics
 from models.registry import Registry, ThresholdPresets
 from models.training.adoption_card import AdoptedMember, AdoptionCard
 from models.training.crossval import ClipFaces, OutOfFold, fold_index, temperature_on
@@ -88,7 +87,10 @@ def _faces(clips: Sequence[ClipScores]) -> list[ClipFaces]:
 
 
 def _auc(scores: Sequence[VideoScore]) -> float:
-    return float(roc_auc_score([s.label for s in scores], [s.probability for s in scores]))
+    auc = auc_of(scores)
+    if auc is None:
+        raise TrainingDataError("a candidate was ranked on clips of one label only")
+    return auc
 
 
 def _nested(clips: Sequence[ClipScores], candidates: dict[str, Sequence[str]], fold_of: np.ndarray,

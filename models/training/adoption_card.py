@@ -7,14 +7,12 @@ cross-fitted calibration and thresholds but no penalty for the choice itself, wh
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel
 
 from models.protocol.metrics import ProtocolMetrics, ProtocolReport
 from models.protocol.tables import report_tables, table
 from models.schema import ThresholdPreset
-from models.training.card import DATA_LICENSE
+from models.training.card import DATA_LICENSE, presets_table
 
 ADOPTION_LIMITATIONS = [
     ("The candidates were scored on research clips from the same repositories as the folds; "
@@ -61,10 +59,6 @@ class AdoptionCard(BaseModel):
 
 def render_adoption(card: AdoptionCard) -> str:
     """The card for people: the honest figure first, then the chosen ensemble's detail."""
-    presets = ["| preset | threshold | real videos flagged | fakes caught | default |",
-               "| --- | --- | --- | --- | --- |"]
-    presets += [f"| {p.name} | {p.threshold:.3f} | {p.real_flagged:.0%} | {p.fakes_caught:.0%} | "
-                f"{'yes' if p.default else ''} |" for p in card.presets]
     candidates = ["| candidate | models | AUC, every clip |", "| --- | --- | --- |"]
     candidates += [f"| {name} | {', '.join(models)} | {card.candidate_auc[name]:.3f} |"
                    for name, models in card.candidates.items()]
@@ -95,14 +89,15 @@ def render_adoption(card: AdoptionCard) -> str:
         ("Temperatures and the preset's threshold applied to a fold were fitted on the other folds; "
          "the choice of this candidate among the others is not paid for here (see the nested figure)."),
         "",
-        report_tables(card.protocol),
+        report_tables(card.protocol, fold_title="fold (calibration and thresholds fitted on the other folds; "
+                                                "candidate chosen on every clip)"),
         "",
         "### Threshold presets",
         "",
         ("Each preset allows a share of real videos to be flagged (strict 5%, balanced 10%, "
          "sensitive 20%); the rates are cross-fitted, the shipped thresholds fitted on every clip."),
         "",
-        *presets,
+        *presets_table(card.presets),
         "",
         table("preset", card.preset_protocol),
         "",
@@ -129,10 +124,3 @@ def render_adoption(card: AdoptionCard) -> str:
     ]
     return "\n".join(lines)
 
-
-def write_adoption_card(card: AdoptionCard, out_dir: Path, stem: str) -> tuple[Path, Path]:
-    """Write `<stem>.json` and `<stem>.md` into `out_dir`."""
-    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
-    json_path.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    md_path.write_text(render_adoption(card), encoding="utf-8")
-    return json_path, md_path

@@ -107,10 +107,11 @@ class ModelCard(BaseModel):
     limitations: list[str] = LIMITATIONS
 
 
-def _presets_table(card: ModelCard) -> list[str]:
+def presets_table(presets: list[ThresholdPreset]) -> list[str]:
+    """Markdown rows: each preset's threshold and the rates it reached (cross-fitted)."""
     rows = ["| preset | threshold | real videos flagged | fakes caught | default |", "| --- | --- | --- | --- | --- |"]
     rows += [f"| {p.name} | {p.threshold:.3f} | {p.real_flagged:.0%} | {p.fakes_caught:.0%} | "
-             f"{'yes' if p.default else ''} |" for p in card.presets]
+             f"{'yes' if p.default else ''} |" for p in presets]
     return rows
 
 
@@ -136,7 +137,7 @@ def _protocol_section(card: ModelCard) -> list[str]:
          "sensitive 20%). The rates are cross-fitted: thresholds fitted on four folds, counted on "
          "the fifth."),
         "",
-        *_presets_table(card),
+        *presets_table(card.presets),
         "",
         "### Aggregation policies (default preset)",
         "",
@@ -224,9 +225,9 @@ def render_markdown(card: ModelCard) -> str:
     return "\n".join(lines)
 
 
-def write_card(card: ModelCard, out_dir: Path, stem: str) -> tuple[Path, Path]:
-    """Write `<stem>.json` and `<stem>.md` into `out_dir`."""
+def write_card(card: BaseModel, markdown: str, out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """Write a card as `<stem>.json` (the record) and `<stem>.md` (`markdown`) into `out_dir`."""
     json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     json_path.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    md_path.write_text(render_markdown(card), encoding="utf-8")
+    md_path.write_text(markdown, encoding="utf-8")
     return json_path, md_path

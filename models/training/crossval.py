@@ -138,12 +138,5 @@ def crossfit_thresholds(
 def video_scores(
     scored: list[tuple[int, float]], faces: list[ClipFaces], thresholds: dict[int, float] | None = None,
 ) -> list[VideoScore]:
-    return [
-        VideoScore(
-            file=str(faces[i].video.path), label=faces[i].video.label, probability=p,
-            group=faces[i].video.group, source=faces[i].video.subset or faces[i].video.group,
-            family=faces[i].video.family or "unknown",
-            threshold=None if thresholds is None else thresholds[i],
-        )
-        for i, p in scored
-    ]
+    return [VideoScore.of(faces[i].video, p, None if thresholds is None else thresholds[i])
+            for i, p in scored]

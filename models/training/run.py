@@ -45,6 +45,7 @@ from models.training.card import (
     MemberCard,
     ModelCard,
     TrainingCard,
+    render_markdown,
     write_card,
 )
 from models.training.cropcache import ClipCrops, CropCache, CropExtractor, fill_cache
@@ -352,7 +353,7 @@ def run_training(config: RunConfig, echo: Callable[[str], None] = print) -> Mode
         training=_training_card(config),
         machine=_machine_card(device, prepared, time.perf_counter() - started),
     )
-    write_card(card, config.out_dir, CARD_STEM)
+    write_card(card, render_markdown(card), config.out_dir, CARD_STEM)
     if config.registry_path:
         _register(config.registry_path, config.ensemble, card)
         echo(f"registered {', '.join(m.model_id for m in card.members)} and presets in "
