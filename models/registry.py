@@ -2,56 +2,41 @@
 
 `weights/registry.toml` plays the role of timm's pretrained configs for deepfake checkpoints: each
 model names its architecture and parameters, its crop convention (a `[preprocessing.*]` table),
-its file and that file's exact public format, its sha256, licence and sources. Loading the files
-is `models.checkpoints`' job.
+its file and that file's exact public format, its sha256, licence and sources. What the file may
+hold is `models.registry_schema`'s job, loading the weight files `models.checkpoints`'; editing the
+hand-written file in place is `models.training.register`'s.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
-import logging
-import math
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal, get_args
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import ValidationError
+import tomlkit
 
 import weights
 from models.checkpoints import sha256_file
 from models.crops import CropSpec
 from models.errors import ConfigError
+from models.registry_schema import (
+    PreprocessingTable,
+    RegistryDocument,
+    WeightFormat,
+    validate_document,
+)
 from models.schema import ThresholdPreset
-from models.zoo import ARCHITECTURES
 
-logger = logging.getLogger(__name__)
-
-WeightFormat = Literal["selim", "coccomini", "safetensors", "mesonet"]
-FORMATS: tuple[str, ...] = get_args(WeightFormat)
 WeightState = Literal["ok", "unverified", "missing", "sha256_mismatch"]
 
-SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
-BARE_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
-
-_SPEC_KEYS = ("size", "margin", "square", "color_order", "scale", "mean", "std")
-_REQUIRED_MODEL_KEYS = {"architecture", "preprocessing", "file", "format"}
-_OPTIONAL_MODEL_KEYS = {
-    "params",
-    "sha256",
-    "size_bytes",
-    "sources",
-    "license",
-    "training_data",
-    "description",
-    "temperature",
-}
-_TOP_LEVEL_KEYS = {"default_ensemble", "preprocessing", "models", "ensembles"}
-_ENSEMBLE_KEYS = {"models", "presets", "default_preset"}
-_PRESET_KEYS = {"threshold", "real_flagged", "fakes_caught"}
+# Keys a [preprocessing.*] table may hold that CropSpec does not carry yet: issue 11 (branch
+# issue-11b) adds detector_scale and detector_thresholds to CropSpec. Validated by the schema, not
+# passed on until then; once CropSpec has them, this set is empty.
+_NOT_IN_CROP_SPEC: frozenset[str] = frozenset({"detector_scale", "detector_thresholds"})
 
 
 @dataclass(frozen=True)
@@ -143,7 +128,11 @@ def registry_sha256(path: Path | None) -> str:
 
 @dataclass(frozen=True)
 class Registry:
-    """Models, crop conventions and ensembles, with weight files under `directory`."""
+    """Models, crop conventions and ensembles, with weight files under `directory`.
+
+    Built in code or read from a file, it must be what a registry file may say (the schema checks
+    it), so that every registry can be written and read back.
+    """
 
     directory: Path
     preprocessing: Mapping[str, CropSpec]
@@ -161,24 +150,10 @@ class Registry:
                     f"model '{entry.id}' uses preprocessing '{entry.preprocessing.name}', "
                     "which is not one of this registry's [preprocessing] tables"
                 )
-        for name, members in self.ensembles.items():
-            if name in self.models:
-                raise ConfigError(f"'{name}' is both a model id and an ensemble name")
-            if not members:
-                raise ConfigError(f"ensemble '{name}' has no models")
-            unknown = [m for m in members if m not in self.models]
-            if unknown:
-                raise ConfigError(f"ensemble '{name}' lists unknown model ids {unknown}")
-            if len(set(members)) != len(members):
-                raise ConfigError(f"ensemble '{name}' lists a model twice: {list(members)}")
         unknown_presets = sorted(set(self.presets) - set(self.ensembles))
         if unknown_presets:
             raise ConfigError(f"threshold presets for unknown ensembles {unknown_presets}")
-        if self.default_ensemble not in self.ensembles:
-            raise ConfigError(
-                f"default_ensemble '{self.default_ensemble}' is not one of the ensembles "
-                f"{sorted(self.ensembles)}"
-            )
+        validate_document(self.document(), f"registry in {self.directory}")
 
     @classmethod
     def load(cls, path: Path | None = None) -> Registry:
@@ -189,38 +164,55 @@ class Registry:
         """
         path = registry_file(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"model registry {path} does not exist") from None
+        return cls.from_toml(text, path)
+
+    @classmethod
+    def from_toml(cls, text: str, path: Path) -> Registry:
+        """The registry `text` would be if it were the file `path` (whose directory holds the
+        weight files).
+
+        Raises:
+            ConfigError: not TOML, or not a valid registry.
+        """
+        try:
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"model registry {path} is not valid TOML: {exc}") from None
-        try:
-            return _parse(data, path.parent)
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        return _from_document(validate_document(data, str(path)), Path(path).parent)
 
     def write(self, path: Path) -> None:
         """Write this registry as TOML; weight files resolve relative to `path`'s directory."""
         Path(path).write_text(self.to_toml(), encoding="utf-8")
 
     def to_toml(self) -> str:
-        lines = [f"default_ensemble = {toml_value(self.default_ensemble)}"]
-        for name, spec in self.preprocessing.items():
-            lines += ["", f"[preprocessing.{_toml_key(name)}]"]
-            lines += [f"{key} = {toml_value(getattr(spec, key))}" for key in _SPEC_KEYS]
-        for model_id, entry in self.models.items():
-            lines += ["", f"[models.{_toml_key(model_id)}]"]
-            for key, value in _entry_fields(entry).items():
-                lines.append(f"{key} = {toml_value(value)}")
+        """The registry file's text, each model's params as an inline table (as written by hand)."""
+        document = self.document()
+        for table in document["models"].values():
+            params = tomlkit.inline_table()
+            params.update(table["params"])
+            table["params"] = params
+        return tomlkit.dumps(document)
+
+    def document(self) -> dict[str, Any]:
+        """The registry as the plain tables and values of its TOML file."""
+        ensembles: dict[str, dict[str, Any]] = {}
         for name, members in self.ensembles.items():
-            lines += ["", f"[ensembles.{_toml_key(name)}]", f"models = {toml_value(members)}"]
+            ensembles[name] = {"models": list(members)}
             if name in self.presets:
-                lines.append(f"default_preset = {toml_value(self.presets[name].default)}")
-                for preset in self.presets[name].points.values():
-                    fields = preset.model_dump(exclude={"name", "default"})
-                    lines += ["", f"[ensembles.{_toml_key(name)}.presets.{_toml_key(preset.name)}]"]
-                    lines += [f"{key} = {toml_value(value)}" for key, value in fields.items()]
-        return "\n".join(lines) + "\n"
+                ensembles[name]["default_preset"] = self.presets[name].default
+                ensembles[name]["presets"] = {
+                    p.name: p.model_dump(exclude={"name", "default"})
+                    for p in self.presets[name].points.values()
+                }
+        return {
+            "default_ensemble": self.default_ensemble,
+            "preprocessing": {name: _spec_table(spec) for name, spec in self.preprocessing.items()},
+            "models": {model_id: _model_table(entry) for model_id, entry in self.models.items()},
+            "ensembles": ensembles,
+        }
 
     def resolve(self, names: Sequence[str] | None = None) -> list[ModelEntry]:
         """Entries for model ids, or for one ensemble name; None means the default ensemble.
@@ -268,206 +260,50 @@ class Registry:
         return WeightStatus(entry.id, path, state, entry.sha256, actual)
 
 
-# --- parsing the TOML -----------------------------------------------------------------------
 
-
-def _parse(data: dict[str, Any], directory: Path) -> Registry:
-    unknown = set(data) - _TOP_LEVEL_KEYS
-    if unknown:
-        raise ConfigError(f"unknown top-level keys {sorted(unknown)}")
-    specs = {
-        name: _parse_spec(name, table)
-        for name, table in _table(data, "preprocessing", "top level").items()
-    }
+def _from_document(document: RegistryDocument, directory: Path) -> Registry:
+    specs = {name: _crop_spec(name, table) for name, table in document.preprocessing.items()}
     models = {
-        model_id: _parse_model(model_id, table, specs)
-        for model_id, table in _table(data, "models", "top level").items()
-    }
-    ensembles = {}
-    presets = {}
-    for name, table in _table(data, "ensembles", "top level").items():
-        where = f"[ensembles.{name}]"
-        if not isinstance(table, dict) or "models" not in table or set(table) - _ENSEMBLE_KEYS:
-            raise ConfigError(f"{where} holds 'models' and optionally 'presets' with 'default_preset'")
-        ensembles[name] = tuple(_str_list(table["models"], f"{where} models"))
-        if ("presets" in table) != ("default_preset" in table):
-            raise ConfigError(f"{where}: 'presets' and 'default_preset' come together")
-        if "presets" in table:
-            presets[name] = _parse_presets(table["presets"], table["default_preset"], where)
-    default = data.get("default_ensemble")
-    if not isinstance(default, str):
-        raise ConfigError("top-level 'default_ensemble' (a string) is required")
-    return Registry(directory, specs, models, ensembles, default, presets)
-
-
-def _parse_presets(table: object, default: object, where: str) -> ThresholdPresets:
-    if not isinstance(table, dict) or not table:
-        raise ConfigError(f"{where} presets must hold at least one [presets.NAME] table")
-    points = {}
-    for name, point in table.items():
-        if not isinstance(point, dict) or set(point) != _PRESET_KEYS:
-            raise ConfigError(f"{where} presets.{name} needs exactly the keys {sorted(_PRESET_KEYS)}")
-        try:
-            points[name] = ThresholdPreset(name=name, **{k: _number(v, f"{where} presets.{name}.{k}")
-                                                         for k, v in point.items()})
-        except ValidationError as exc:
-            raise ConfigError(f"{where} presets.{name}: {exc.errors()[0]['msg']}") from None
-    try:
-        return ThresholdPresets(points, _typed(default, str, f"{where} default_preset"))
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _parse_spec(name: str, table: object) -> CropSpec:
-    where = f"[preprocessing.{name}]"
-    if not isinstance(table, dict) or set(table) != set(_SPEC_KEYS):
-        keys = sorted(table) if isinstance(table, dict) else table
-        raise ConfigError(f"{where} needs exactly the keys {list(_SPEC_KEYS)}, got {keys}")
-    return CropSpec(
-        name=name,
-        size=_typed(table["size"], int, f"{where} size"),
-        margin=_number(table["margin"], f"{where} margin"),
-        square=_typed(table["square"], bool, f"{where} square"),
-        color_order=_typed(table["color_order"], str, f"{where} color_order"),
-        scale=_number(table["scale"], f"{where} scale"),
-        mean=_triple(table["mean"], f"{where} mean"),
-        std=_triple(table["std"], f"{where} std"),
-    )
-
-
-def _parse_model(model_id: str, table: object, specs: Mapping[str, CropSpec]) -> ModelEntry:
-    where = f"[models.{model_id}]"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
-    missing = _REQUIRED_MODEL_KEYS - set(table)
-    unknown = set(table) - _REQUIRED_MODEL_KEYS - _OPTIONAL_MODEL_KEYS
-    if missing or unknown:
-        raise ConfigError(
-            f"{where}: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}"
+        model_id: ModelEntry(
+            id=model_id,
+            preprocessing=specs[table.preprocessing],
+            sources=tuple(table.sources),
+            **table.model_dump(exclude={"preprocessing", "sources"}),
         )
-    architecture = _typed(table["architecture"], str, f"{where} architecture")
-    if architecture not in ARCHITECTURES:
-        raise ConfigError(
-            f"{where}: unknown architecture '{architecture}'; known: {sorted(ARCHITECTURES)}"
-        )
-    spec_name = _typed(table["preprocessing"], str, f"{where} preprocessing")
-    if spec_name not in specs:
-        raise ConfigError(f"{where}: unknown preprocessing '{spec_name}'; known: {sorted(specs)}")
-    fmt = _typed(table["format"], str, f"{where} format")
-    if fmt not in FORMATS:
-        raise ConfigError(f"{where}: format '{fmt}' is not one of {list(FORMATS)}")
-    file = _typed(table["file"], str, f"{where} file")
-    if not file or PurePosixPath(file).is_absolute() or ".." in PurePosixPath(file).parts:
-        raise ConfigError(f"{where}: file '{file}' must be a path inside the registry's directory")
-    sha = table.get("sha256")
-    if sha is not None and not (isinstance(sha, str) and SHA256_PATTERN.fullmatch(sha)):
-        raise ConfigError(f"{where}: sha256 must be 64 lowercase hex digits, got {sha!r}")
-    size = table.get("size_bytes")
-    if size is not None and (_typed(size, int, f"{where} size_bytes") <= 0):
-        raise ConfigError(f"{where}: size_bytes must be positive")
-    params = table.get("params", {})
-    if not isinstance(params, dict):
-        raise ConfigError(f"{where}: params must be a table")
-    temperature = _number(table.get("temperature", 1.0), f"{where} temperature")
-    if not temperature > 0:
-        raise ConfigError(f"{where}: temperature must be > 0, got {temperature}")
-    return ModelEntry(
-        id=model_id,
-        architecture=architecture,
-        params=params,
-        preprocessing=specs[spec_name],
-        file=file,
-        format=fmt,
-        sha256=sha,
-        size_bytes=size,
-        sources=tuple(_str_list(table.get("sources", []), f"{where} sources")),
-        license=_optional_str(table.get("license"), f"{where} license"),
-        training_data=_optional_str(table.get("training_data"), f"{where} training_data"),
-        description=_typed(table.get("description", ""), str, f"{where} description"),
-        temperature=temperature,
-    )
-
-
-def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    table = data.get(key, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: '{key}' must be a table")
-    return table
-
-
-def _typed(value: object, kind: type, where: str) -> Any:
-    # bool is an int subclass: never accept one for the other.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{where} must be {kind.__name__}, got {value!r}")
-    return value
-
-
-def _number(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{where} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _triple(value: object, where: str) -> tuple[float, float, float]:
-    if not isinstance(value, list) or len(value) != 3:
-        raise ConfigError(f"{where} must be a list of 3 numbers, got {value!r}")
-    a, b, c = (_number(v, where) for v in value)
-    return (a, b, c)
-
-
-def _str_list(value: object, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where} must be a list of strings, got {value!r}")
-    return value
-
-
-def _optional_str(value: object, where: str) -> str | None:
-    return None if value is None else _typed(value, str, where)
-
-
-# --- writing the TOML -----------------------------------------------------------------------
-
-
-def _entry_fields(entry: ModelEntry) -> dict[str, object]:
-    fields: dict[str, object] = {
-        "architecture": entry.architecture,
-        "params": dict(entry.params),
-        "preprocessing": entry.preprocessing.name,
-        "file": entry.file,
-        "format": entry.format,
-        "sha256": entry.sha256,
-        "size_bytes": entry.size_bytes,
-        "sources": list(entry.sources),
-        "license": entry.license,
-        "training_data": entry.training_data,
-        "description": entry.description,
-        "temperature": entry.temperature,
+        for model_id, table in document.models.items()
     }
-    return {k: v for k, v in fields.items() if v is not None}
+    presets = {
+        name: ThresholdPresets(
+            {p: ThresholdPreset(name=p, **point.model_dump()) for p, point in table.presets.items()},
+            table.default_preset,
+        )
+        for name, table in document.ensembles.items()
+        if table.presets is not None and table.default_preset is not None
+    }
+    ensembles = {name: tuple(table.models) for name, table in document.ensembles.items()}
+    return Registry(directory, specs, models, ensembles, document.default_ensemble, presets)
 
 
-def _toml_key(key: str) -> str:
-    return key if BARE_KEY_PATTERN.fullmatch(key) else toml_value(key)
+def _crop_spec(name: str, table: PreprocessingTable) -> CropSpec:
+    return CropSpec(name=name, **table.model_dump(exclude=_NOT_IN_CROP_SPEC))
 
 
-def toml_value(value: object) -> str:
-    """TOML for the plain values a registry holds: str, bool, int, float, list, table."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigError(f"TOML cannot hold the non-finite number {value}")
-        return repr(value)
-    if isinstance(value, str):
-        # JSON escapes are valid TOML basic-string escapes; TOML also forbids a raw DEL.
-        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+def _spec_table(spec: CropSpec) -> dict[str, Any]:
+    fields = dataclasses.asdict(spec)
+    del fields["name"]
+    return {key: _plain(value) for key, value in fields.items() if value is not None}
+
+
+def _model_table(entry: ModelEntry) -> dict[str, Any]:
+    fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry) if f.name != "id"}
+    fields["preprocessing"] = entry.preprocessing.name
+    return {key: _plain(value) for key, value in fields.items() if value is not None}
+
+
+def _plain(value: object) -> object:
+    """TOML's values: tuples as lists, mappings as dicts, all the way down."""
     if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        items = ", ".join(f"{_toml_key(str(k))} = {toml_value(v)}" for k, v in value.items())
-        return "{ " + items + " }"
-    raise ConfigError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,49 +1,31 @@
-"""Record trained weights in `registry.toml` by editing only their own tables: `[models.<id>]` for
-each member, `default_preset` and `[ensembles.<name>.presets.*]` for the ensemble's presets.
+"""Record trained or adopted weights in `registry.toml` by editing only their own tables:
+`[models.<id>]` for each member, `models`, `default_preset` and `[ensembles.<name>.presets.*]` for
+the ensemble.
 
-The registry file is hand-written and commented, so it is edited line by line rather than
-re-serialised; the result is parsed with `Registry.load` and the original restored if it fails.
+The registry file is hand-written and commented, so it is edited with tomlkit, which keeps every
+comment, blank line and key order it does not touch. An edit is written only when the edited text
+loads as a valid registry.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import tomlkit
+from tomlkit.items import Comment, Item, Table, Whitespace
+from tomlkit.toml_document import TOMLDocument
+
 from models.errors import ConfigError
-from models.registry import Registry, toml_value
+from models.registry import Registry
+from models.registry_schema import table_name
 from models.schema import ThresholdPreset
 
 # The keys a training run owns in its members' tables.
 UPDATABLE_KEYS = frozenset(
     {"sha256", "size_bytes", "temperature", "params", "training_data", "description"}
 )
-_TABLE_HEADER = re.compile(r"^\s*\[")
-
-
-def _dotted(*keys: str) -> str:
-    """Regex of dotted TOML keys `a.b.c`, each bare or quoted."""
-    return r"\s*\.\s*".join(rf'(?:"{re.escape(key)}"|{re.escape(key)})' for key in keys)
-
-
-def _header(*keys: str) -> re.Pattern[str]:
-    """A table header `[a.b.c]`."""
-    return re.compile(r"^\s*\[\s*" + _dotted(*keys) + r"\s*\]\s*$")
-
-
-def _table_span(lines: list[str], *keys: str) -> tuple[int, int]:
-    """[start, end) line indices of the table `[keys...]`, header included."""
-    header = _header(*keys)
-    starts = [i for i, line in enumerate(lines) if header.match(line)]
-    if len(starts) != 1:
-        raise ConfigError(f"registry has {len(starts)} [{'.'.join(keys)}] tables, expected one")
-    end = next(
-        (i for i in range(starts[0] + 1, len(lines)) if _TABLE_HEADER.match(lines[i])), len(lines)
-    )
-    while end > starts[0] + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
-        end -= 1  # leave blank lines and the next table's comments where they are
-    return starts[0], end
 
 
 def update_model_entry(registry_path: Path, model_id: str, fields: Mapping[str, object]) -> None:
@@ -55,54 +37,13 @@ def update_model_entry(registry_path: Path, model_id: str, fields: Mapping[str, 
     unknown = set(fields) - UPDATABLE_KEYS
     if unknown:
         raise ConfigError(f"training may not set {sorted(unknown)} in the registry")
-    original = registry_path.read_text(encoding="utf-8")
-    lines = original.splitlines()
-    start, end = _table_span(lines, "models", model_id)
-    remaining = dict(fields)
-    for i in range(start + 1, end):
-        key = lines[i].split("=", 1)[0].strip()
-        if "=" in lines[i] and key in remaining:
-            lines[i] = f"{key} = {toml_value(remaining.pop(key))}"
-    lines[end:end] = [f"{key} = {toml_value(value)}" for key, value in remaining.items()]
-    _write_checked(registry_path, original, lines)
 
+    def change(document: TOMLDocument) -> None:
+        table = _table(document, "models", model_id)
+        for key, value in fields.items():
+            _set(table, key, _inline(value))
 
-def update_ensemble_presets(registry_path: Path, ensemble: str, presets: Sequence[ThresholdPreset]) -> None:
-    """Replace the ensemble's presets (and its `default_preset`) with `presets`.
-
-    Raises:
-        ConfigError: no such ensemble table, or a result that does not load.
-    """
-    original = registry_path.read_text(encoding="utf-8")
-    lines = original.splitlines()
-    preset_header = re.compile(
-        r"^\s*\[\s*" + _dotted("ensembles", ensemble, "presets") + r'\s*\.\s*"?([^"\]]+)"?\s*\]\s*$'
-    )
-    while old := next((m for line in lines if (m := preset_header.match(line))), None):
-        start, end = _table_span(lines, "ensembles", ensemble, "presets", old.group(1))
-        while start > 0 and not lines[start - 1].strip():
-            start -= 1  # the blank line that separated it goes with it
-        del lines[start:end]
-    start, end = _table_span(lines, "ensembles", ensemble)
-    kept = [line for line in lines[start:end] if line.split("=", 1)[0].strip() != "default_preset"]
-    default = next(p.name for p in presets if p.default)
-    block = [*kept, f"default_preset = {toml_value(default)}"]
-    for preset in presets:
-        block += ["", f"[ensembles.{ensemble}.presets.{preset.name}]"]
-        block += [f"{key} = {toml_value(value)}"
-                  for key, value in preset.model_dump(exclude={"name", "default"}).items()]
-    lines[start:end] = block
-    _write_checked(registry_path, original, lines)
-
-
-def _write_checked(registry_path: Path, original: str, lines: list[str]) -> None:
-    """Write `lines`; restore `original` if the result is not a valid registry."""
-    registry_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    try:
-        Registry.load(registry_path)
-    except ConfigError:
-        registry_path.write_text(original, encoding="utf-8")
-        raise
+    _edit(registry_path, change)
 
 
 def update_ensemble_models(registry_path: Path, ensemble: str, models: Sequence[str]) -> None:
@@ -112,15 +53,121 @@ def update_ensemble_models(registry_path: Path, ensemble: str, models: Sequence[
     Raises:
         ConfigError: no such ensemble table, or a result that does not load.
     """
-    original = registry_path.read_text(encoding="utf-8")
-    lines = original.splitlines()
-    start, end = _table_span(lines, "ensembles", ensemble)
-    first = next((i for i in range(start + 1, end) if lines[i].split("=", 1)[0].strip() == "models"),
-                 None)
-    if first is None:
-        raise ConfigError(f"[ensembles.{ensemble}] has no models list to replace")
-    last = first
-    while "]" not in lines[last].split("#", 1)[0]:  # a list written over several lines
-        last += 1
-    lines[first:last + 1] = [f"models = {toml_value(list(models))}"]
-    _write_checked(registry_path, original, lines)
+    _edit(registry_path,
+          lambda document: _set(_table(document, "ensembles", ensemble), "models", list(models)))
+
+
+def update_ensemble_presets(registry_path: Path, ensemble: str,
+                            presets: Sequence[ThresholdPreset]) -> None:
+    """Replace the ensemble's presets (and its `default_preset`) with `presets`.
+
+    The same preset names change their values in place; other names replace the old tables.
+
+    Raises:
+        ConfigError: no such ensemble table, or a result that does not load.
+    """
+    default = next(p.name for p in presets if p.default)
+    values = {p.name: p.model_dump(exclude={"name", "default"}) for p in presets}
+
+    def change(document: TOMLDocument) -> None:
+        table = _table(document, "ensembles", ensemble)
+        _set(table, "default_preset", default)
+        old = table.get("presets")
+        if isinstance(old, Table) and list(old) == list(values):
+            for name, point in values.items():
+                for key, value in point.items():
+                    old[name][key] = value
+            return
+        new = tomlkit.table(is_super_table=True)
+        for name, point in values.items():
+            new[name] = tomlkit.table()
+            new[name].update(point)
+        if not isinstance(old, Table):
+            _add(table, "presets", new)
+            return
+        # The new tables take the old ones' place, with the blank lines and comments around them.
+        body = table.value.body
+        index = next(i for i, (key, _) in enumerate(body) if key is not None and key.key == "presets")
+        _headers(new)[0].trivia.indent = _headers(old)[0].trivia.indent
+        for item in _closing_trivia(_headers(old)[-1]):
+            _headers(new)[-1].add(item)
+        del table["presets"]
+        _insert(table, index, "presets", new)
+
+    _edit(registry_path, change)
+
+
+def _edit(registry_path: Path, change: Callable[[TOMLDocument], None]) -> None:
+    """Apply `change` to the parsed file; write the result (atomically) only if it is a valid
+    registry, so a failed edit leaves the file as it was."""
+    document = tomlkit.parse(registry_path.read_text(encoding="utf-8"))
+    change(document)
+    text = tomlkit.dumps(document)
+    Registry.from_toml(text, registry_path)
+    temporary = registry_path.with_name(f".{registry_path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(registry_path)
+
+
+def _table(document: TOMLDocument, *keys: str) -> Table:
+    node: object = document
+    for key in keys:
+        node = node.get(key) if isinstance(node, Table | TOMLDocument) else None
+    if not isinstance(node, Table):
+        raise ConfigError(f"the registry has no {table_name(*keys)} table")
+    return node
+
+
+def _inline(value: object) -> object:
+    """A mapping value (a model's params) as an inline table, as the hand-written file has it."""
+    if not isinstance(value, Mapping):
+        return value
+    table = tomlkit.inline_table()
+    table.update({key: _inline(item) for key, item in value.items()})
+    return table
+
+
+def _set(table: Table, key: str, value: object) -> None:
+    """Replace `key` where it stands, or add it."""
+    if key in table:
+        table[key] = value
+    else:
+        _add(table, key, value)
+
+
+def _add(table: Table, key: str, value: object) -> None:
+    """Add `key` after the table's last key and before the comments and blank lines that close
+    it: in a hand-written file those introduce the next table."""
+    body = table.value.body
+    end = len(body) - len(_closing_trivia(table))
+    item = tomlkit.item(value)
+    if isinstance(item, Table):
+        _headers(item)[0].trivia.indent = "\n"  # a blank line between the keys and a new header
+    _insert(table, end, key, item)
+
+
+def _insert(table: Table, index: int, key: str, item: Item) -> None:
+    """Put `key` at `index` of the table's body; only headers that render say where lines go."""
+    if index == len(table.value.body):
+        table.add(key, item)
+    else:
+        table.value._insert_at(index, key, item)  # tomlkit has no public insert-at-position
+    if isinstance(item, Table) and item.is_super_table():
+        item.trivia.indent = ""  # appending gives a header-less table a blank line of its own
+
+
+def _headers(table: Table) -> list[Table]:
+    """The tables whose headers `table` renders: itself, or a super table's children."""
+    if not table.is_super_table():
+        return [table]
+    return [header for child in table.values() if isinstance(child, Table)
+            for header in _headers(child)]
+
+
+def _closing_trivia(table: Table) -> list[Item]:
+    """The comments and blank lines at the end of `table`'s body."""
+    body = table.value.body
+    start = len(body)
+    while start and body[start - 1][0] is None and isinstance(body[start - 1][1], Comment | Whitespace):
+        start -= 1
+    return [item for _, item in body[start:]]
