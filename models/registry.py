@@ -259,6 +259,7 @@ class Registry:
             state = "ok" if actual == entry.sha256 else "sha256_mismatch"
         return WeightStatus(entry.id, path, state, entry.sha256, actual)
 
+# --- the file's tables and the dataclasses -------------------------------------------------
 
 
 def _from_document(document: RegistryDocument, directory: Path) -> Registry:
