@@ -73,16 +73,19 @@ def update_ensemble_presets(registry_path: Path, ensemble: str,
         table = _table(document, "ensembles", ensemble)
         _set(table, "default_preset", default)
         old = table.get("presets")
-        if isinstance(old, Table) and list(old) == list(values):
+        if old is not None and list(old) == list(values):
             for name, point in values.items():
                 for key, value in point.items():
                     old[name][key] = value
+            return
+        if old is not None and not isinstance(old, Table):  # written as an inline table
+            table["presets"] = _inline(values)
             return
         new = tomlkit.table(is_super_table=True)
         for name, point in values.items():
             new[name] = tomlkit.table()
             new[name].update(point)
-        if not isinstance(old, Table):
+        if old is None:
             _add(table, "presets", new)
             return
         # The new tables take the old ones' place, with the blank lines and comments around them.
@@ -100,7 +103,9 @@ def update_ensemble_presets(registry_path: Path, ensemble: str,
 def _edit(registry_path: Path, change: Callable[[TOMLDocument], None]) -> None:
     """Apply `change` to the parsed file; write the result (atomically) only if it is a valid
     registry, so a failed edit leaves the file as it was."""
-    document = tomlkit.parse(registry_path.read_text(encoding="utf-8"))
+    original = registry_path.read_text(encoding="utf-8")
+    Registry.from_toml(original, registry_path)  # edits start from a valid registry
+    document = tomlkit.parse(original)
     change(document)
     text = tomlkit.dumps(document)
     Registry.from_toml(text, registry_path)
