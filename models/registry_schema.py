@@ -50,7 +50,6 @@ _TYPE_MESSAGES = {
     "finite_number": "must be a finite number",
     "dict_type": "must be a table",
     "model_type": "must be a table",
-    "model_attributes_type": "must be a table",
     "list_type": "must be a list",
     "missing": "is missing",
     "literal_error": "must be one of {expected}",
@@ -225,7 +224,7 @@ def validate_document(data: Mapping[str, Any], source: str) -> RegistryDocument:
         source: the file it came from, named first in every message.
 
     Raises:
-        ConfigError: one line per problem (at most `ERRORS_SHOWN`), each naming table and key.
+        ConfigError: every problem (the first `ERRORS_SHOWN`), each naming table and key.
     """
     try:
         return RegistryDocument.model_validate(data)
