@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from models.face_settings import OWN, FaceSettings
 from models.faces import BATCH_SIZE, MIN_FACE_FRACTION, Face, FaceDetector
 
 # The second pass detects at twice the usual scale (a 1080p frame at full size instead of half)
@@ -44,13 +45,29 @@ class FaceFinder:
     Args:
         device: torch device for both passes.
         batch_size: frames per first-pass MTCNN call (the second pass takes RESCUE_BATCH_SIZE).
+        settings: the detection scale and MTCNN thresholds of the model family the faces are
+            for; the second pass looks at RESCUE_ZOOM times that scale.
     """
 
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int = BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        batch_size: int = BATCH_SIZE,
+        settings: FaceSettings = OWN,
+    ) -> None:
         self.batch_size = batch_size
-        self._first = FaceDetector(device=device, batch_size=batch_size, exposure=True)
+        self.settings = settings
+        self._first = FaceDetector(
+            device=device,
+            batch_size=batch_size,
+            exposure=True,
+            scale=settings.scale,
+            thresholds=settings.thresholds,
+        )
         self._second = FaceDetector(
             device=device,
+            scale=settings.scale,
+            thresholds=settings.thresholds,
             zoom=RESCUE_ZOOM,
             min_face_fraction=RESCUE_MIN_FACE_FRACTION,
             min_confidence=RESCUE_MIN_CONFIDENCE,

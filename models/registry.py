@@ -25,6 +25,8 @@ import weights
 from models.checkpoints import sha256_file
 from models.crops import CropSpec
 from models.errors import ConfigError
+from models.face_settings import KEYS as FACE_SETTINGS_KEYS
+from models.face_settings import FaceSettings
 from models.schema import ThresholdPreset
 from models.zoo import ARCHITECTURES
 
@@ -208,6 +210,7 @@ class Registry:
         for name, spec in self.preprocessing.items():
             lines += ["", f"[preprocessing.{_toml_key(name)}]"]
             lines += [f"{key} = {toml_value(getattr(spec, key))}" for key in _SPEC_KEYS]
+            lines += [f"{key} = {toml_value(value)}" for key, value in spec.detector.table().items()]
         for model_id, entry in self.models.items():
             lines += ["", f"[models.{_toml_key(model_id)}]"]
             for key, value in _entry_fields(entry).items():
@@ -320,9 +323,10 @@ def _parse_presets(table: object, default: object, where: str) -> ThresholdPrese
 
 def _parse_spec(name: str, table: object) -> CropSpec:
     where = f"[preprocessing.{name}]"
-    if not isinstance(table, dict) or set(table) != set(_SPEC_KEYS):
+    if not isinstance(table, dict) or set(table) - set(FACE_SETTINGS_KEYS) != set(_SPEC_KEYS):
         keys = sorted(table) if isinstance(table, dict) else table
-        raise ConfigError(f"{where} needs exactly the keys {list(_SPEC_KEYS)}, got {keys}")
+        raise ConfigError(f"{where} needs exactly the keys {list(_SPEC_KEYS)}, optionally "
+                          f"{list(FACE_SETTINGS_KEYS)}, got {keys}")
     return CropSpec(
         name=name,
         size=_typed(table["size"], int, f"{where} size"),
@@ -332,6 +336,7 @@ def _parse_spec(name: str, table: object) -> CropSpec:
         scale=_number(table["scale"], f"{where} scale"),
         mean=_triple(table["mean"], f"{where} mean"),
         std=_triple(table["std"], f"{where} std"),
+        detector=FaceSettings.from_table(table, where),
     )
 
 
