@@ -6,7 +6,8 @@ The first pass detects a 1080p frame at half size and skips faces under 5.5% of 
 times the first pass on every video, so the second pass runs only on the frames where the first
 found nothing: footage whose faces are found, the common case, pays nothing, and a frame the
 first pass missed gets a second, finer look. Frames without anyone in them pay for both.
-Both passes brighten dark frames first (`models.exposure`).
+Both passes brighten dark frames first (`models.exposure`); a dark frame the brightened first
+pass left empty is also searched as it is, before the second pass.
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from models.exposure import DARK_MEAN, MAX_GAMMA_LIFT, TARGET_MEAN, is_dark
 from models.face_settings import OWN, FaceSettings
-from models.faces import BATCH_SIZE, MIN_FACE_FRACTION, Face, FaceDetector
+from models.faces import (
+    BATCH_SIZE,
+    MIN_CONFIDENCE,
+    MIN_FACE_FRACTION,
+    MIN_FACE_SIZE,
+    Face,
+    FaceDetector,
+)
 
 # The second pass detects at twice the usual scale (a 1080p frame at full size instead of half)
 # through the whole pyramid, down to faces of 2% of the short side (22 px in 1080p). On the face-recall benchmark's 40 px faces, detecting the half-size frame down to
@@ -64,6 +73,14 @@ class FaceFinder:
             scale=settings.scale,
             thresholds=settings.thresholds,
         )
+        # Brightening a dark frame also amplifies its noise; a face MTCNN sees in the dark
+        # original (a turned head in a dark room, on the benchmark) gets a look there too.
+        self._unbrightened = FaceDetector(
+            device=device,
+            batch_size=batch_size,
+            scale=settings.scale,
+            thresholds=settings.thresholds,
+        )
         self._second = FaceDetector(
             device=device,
             scale=settings.scale,
@@ -78,11 +95,40 @@ class FaceFinder:
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces in each HxWx3 uint8 RGB image, most confident first; one list per image."""
         found = self._first.detect(images)
+        dark_empty = [i for i, faces in enumerate(found) if not faces and is_dark(images[i])]
+        _look_again(self._unbrightened, images, found, dark_empty)
         empty = [i for i, faces in enumerate(found) if not faces]
         if empty and not _only_large_faces(images, found):
-            for i, faces in zip(empty, self._second.detect([images[i] for i in empty]), strict=True):
-                found[i] = faces
+            _look_again(self._second, images, found, empty)
         return found
+
+
+def finder_settings(settings: FaceSettings = OWN) -> dict[str, object]:
+    """Everything that decides the boxes a `FaceFinder` with `settings` draws: caches of its
+    faces are keyed by it."""
+    return {
+        "scale": settings.scale,
+        "thresholds": list(settings.thresholds),
+        "min_face_size": MIN_FACE_SIZE,
+        "min_face_fraction": MIN_FACE_FRACTION,
+        "min_confidence": MIN_CONFIDENCE,
+        "exposure": {"dark_mean": DARK_MEAN, "target_mean": TARGET_MEAN, "max_lift": MAX_GAMMA_LIFT},
+        "rescue": {
+            "zoom": RESCUE_ZOOM,
+            "min_face_fraction": RESCUE_MIN_FACE_FRACTION,
+            "min_confidence": RESCUE_MIN_CONFIDENCE,
+            "large_face_fraction": LARGE_FACE_FRACTION,
+        },
+    }
+
+
+def _look_again(
+    detector: FaceDetector, images: Sequence[np.ndarray], found: list[list[Face]], which: list[int]
+) -> None:
+    """Replace `found[i]` for each i in `which` by what `detector` finds in `images[i]`."""
+    if which:
+        for i, faces in zip(which, detector.detect([images[i] for i in which]), strict=True):
+            found[i] = faces
 
 
 def _only_large_faces(images: Sequence[np.ndarray], found: list[list[Face]]) -> bool:

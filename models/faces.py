@@ -86,9 +86,9 @@ class FaceDetector:
         min_confidence: faces scoring below this are dropped after detection.
         batch_size: frames per MTCNN call.
         exposure: brighten dark frames before MTCNN (`models.exposure`); boxes stay those of
-            the original frame, and nothing else sees the brightened pixels. Off by default so
-            that the training crop cache keeps its detections; the detector's `FaceFinder`
-            turns it on.
+            the original frame, and nothing else sees the brightened pixels. Off by default:
+            plain MTCNN, as shipped before issue 11 (the benchmarks' baseline); the detector's
+            `FaceFinder` turns it on.
         zoom: factor on the detection scale: 2 detects a 1080p frame at full size instead of half.
         scale: resize every frame by this (times `zoom`) before MTCNN, whatever its resolution;
             None: by its long side (`detection_scale`).
