@@ -7,7 +7,8 @@ times the first pass on every video, so the second pass runs only on the frames 
 found nothing: footage whose faces are found, the common case, pays nothing, and a frame the
 first pass missed gets a second, finer look. Frames without anyone in them pay for both.
 Both passes brighten dark frames first (`models.exposure`); a dark frame the brightened first
-pass left empty is also searched as it is, before the second pass.
+pass left empty is also searched as it is, before the second pass. Every pass keeps only faces
+whose landmarks are laid out like a face's (`models.face_layout`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ import numpy as np
 import torch
 
 from models.exposure import DARK_MEAN, MAX_GAMMA_LIFT, TARGET_MEAN, is_dark
+from models.face_layout import (
+    EYE_DISTANCE_SHARE,
+    FRAME_TOLERANCE,
+    MAX_TILT_DEGREES,
+    NOSE_ALONG_AXIS,
+    plausible_layout,
+)
 from models.face_settings import OWN, FaceSettings
 from models.faces import (
     BATCH_SIZE,
@@ -94,7 +102,7 @@ class FaceFinder:
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces in each HxWx3 uint8 RGB image, most confident first; one list per image."""
-        found = self._first.detect(images)
+        found = _laid_out_like_faces(images, self._first.detect(images))
         dark_empty = [i for i, faces in enumerate(found) if not faces and is_dark(images[i])]
         _look_again(self._unbrightened, images, found, dark_empty)
         empty = [i for i, faces in enumerate(found) if not faces]
@@ -119,6 +127,12 @@ def finder_settings(settings: FaceSettings = OWN) -> dict[str, object]:
             "min_confidence": RESCUE_MIN_CONFIDENCE,
             "large_face_fraction": LARGE_FACE_FRACTION,
         },
+        "layout": {
+            "nose_along_axis": list(NOSE_ALONG_AXIS),
+            "eye_distance_share": list(EYE_DISTANCE_SHARE),
+            "max_tilt_degrees": MAX_TILT_DEGREES,
+            "frame_tolerance": FRAME_TOLERANCE,
+        },
     }
 
 
@@ -127,8 +141,19 @@ def _look_again(
 ) -> None:
     """Replace `found[i]` for each i in `which` by what `detector` finds in `images[i]`."""
     if which:
-        for i, faces in zip(which, detector.detect([images[i] for i in which]), strict=True):
+        chosen = [images[i] for i in which]
+        for i, faces in zip(which, _laid_out_like_faces(chosen, detector.detect(chosen)), strict=True):
             found[i] = faces
+
+
+def _laid_out_like_faces(
+    images: Sequence[np.ndarray], found: list[list[Face]]
+) -> list[list[Face]]:
+    """Each image's faces without those whose landmarks are not laid out like a face's."""
+    return [
+        [face for face in faces if plausible_layout(face, image.shape[1], image.shape[0])]
+        for image, faces in zip(images, found, strict=True)
+    ]
 
 
 def _only_large_faces(images: Sequence[np.ndarray], found: list[list[Face]]) -> bool:
