@@ -57,7 +57,8 @@ RESCUE_BATCH_SIZE = 4
 
 
 class FaceFinder:
-    """A first MTCNN pass over every frame and a finer second pass over the frames left empty.
+    """A first MTCNN pass over every frame (dark ones brightened), a look at the dark frames it
+    left empty as they are, and a finer second pass over the frames still empty.
 
     Args:
         device: torch device for both passes.
