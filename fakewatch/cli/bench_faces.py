@@ -164,6 +164,7 @@ def _finders():  # -> (dict[str, Finder], dict[str, str])
     finder = FaceFinder(device="cpu")
     return {"mtcnn": plain.detect, "finder": finder.detect}, {
         "mtcnn": "MTCNN at the settings shipped before issue 11, frame by frame",
-        "finder": "the detector's FaceFinder: dark frames brightened, a finer second pass on "
-        "frames left empty",
+        "finder": "the detector's FaceFinder: dark frames brightened (and, left empty, searched "
+        "as they are), a finer second pass on frames left empty, faces kept only with a face's "
+        "landmark layout",
     }
