@@ -4,8 +4,8 @@ O-Net scores a patch and places five points on it (eyes, nose, mouth corners). O
 or turned, the points keep a face's order along its own up-down axis: the eye line, then the
 nose, then the mouth, with the eyes a share of the box apart; and they lie in the frame. On
 the face-recall benchmark's face-free frames (textures, photo collages, room backgrounds), a
-false face O-Net scored 0.94 had an eye beyond the frame's edge; no true face of its ground
-truth broke these rules. The bounds are loose on purpose: a turned head brings the eyes closer
+false face O-Net scored 0.94, a cat cut off by the frame's edge, had an eye beyond the edge; no
+true face of its ground truth, frontal or turned, broke these rules. The bounds are loose on purpose: a turned head brings the eyes closer
 and the nose off the midline, and such faces must stay.
 """
 
