@@ -187,3 +187,11 @@ CONDITIONS: dict[str, Transform] = {
     "dim35+small60+blur": chain(shrink(60), motion_blur(), darken(35), sensor_noise(), compress()),
 }
 FACE_FREE = ("clean", "dark30", "noise", "dim30", "dim25")
+# Conditions of the turned-head frames (`bench.face_truth.turned_clips`): profile views as they
+# are, in a dark and in a dim room, and standing a few metres away.
+TURNED_CONDITIONS: dict[str, Transform] = {
+    "turned": identity,
+    "turned+dark30": darken(30),
+    "turned+dim30": DIM_ROOM,
+    "turned+small60": shrink(60),
+}

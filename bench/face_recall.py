@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.face_conditions import CONDITIONS, Scene, mean_brightness
+from bench.face_conditions import CONDITIONS, Scene, Transform, mean_brightness
 from bench.face_truth import TruthClip, hit
 from models.faces import Face
 
@@ -26,13 +26,14 @@ def face_recall(
     clips: Sequence[TruthClip],
     conditions: Sequence[str],
     seed: int,
+    transforms: Mapping[str, Transform] = CONDITIONS,
 ) -> list[dict[str, Any]]:
-    """Per condition: frames, mean brightness and face height seen, and per finder the share
-    of frames whose face was found (all, and turned heads), other faces reported, and seconds
-    per frame."""
+    """Per condition (a name in `transforms`): frames, mean brightness and face height seen,
+    and per finder the share of frames whose face was found (all, and turned heads), other
+    faces reported, and seconds per frame."""
     rows = []
     for number, name in enumerate(conditions):
-        transform = CONDITIONS[name]
+        transform = transforms[name]
         seen = [
             [transform(scene, np.random.default_rng((seed, number, index))) for scene in clip.scenes]
             for index, clip in enumerate(clips)

@@ -17,6 +17,12 @@ def markdown(results: dict[str, Any]) -> str:
             f"- ground truth: {len(results['clips'])} clips x {results['frames_per_clip']} sampled "
             f"frames in which plain MTCNN finds exactly one face: {', '.join(results['clips'])}"
         ),
+        (
+            f"- turned heads (`turned*` rows): {sum(results['turned_clips'].values())} frames in "
+            "which plain MTCNN finds one face with the nose at least "
+            f"{results['turned_nose_offset']} eye distances off the eyes' midline, from "
+            + ", ".join(f"{name} ({n})" for name, n in results["turned_clips"].items())
+        ),
         f"- face-free: {results['face_free_frames']} frames ({results['face_free_note']})",
         (
             "- a face counts as found when a detection overlaps its true box by IoU >= "

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from models.errors import ConfigError
+from models.face_settings import OWN, FaceSettings
 
 ColorOrder = Literal["RGB", "BGR"]
 COLOR_ORDERS: tuple[ColorOrder, ...] = ("RGB", "BGR")
@@ -36,6 +37,7 @@ class CropSpec:
         scale: pixel divisor applied before normalisation (255.0 for 0-1 inputs, 1.0 for 0-255).
         mean: per output channel, in the units left after dividing by `scale`.
         std: per output channel, in the same units.
+        detector: the face detector settings the family's training crops were cut with.
     """
 
     name: str
@@ -46,6 +48,7 @@ class CropSpec:
     scale: float
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    detector: FaceSettings = OWN
 
     def __post_init__(self) -> None:
         problems = []

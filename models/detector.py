@@ -21,8 +21,8 @@ from models.crops import CropSpec, crop_face, crops_to_tensor
 from models.device import cap_cpu_threads, resolve_device
 from models.ensemble import Ensemble, Member
 from models.errors import ConfigError
-from models.face_finder import FaceFinder
 from models.faces import Face
+from models.family_faces import FamilyFaces
 from models.presets import OperatingPoint, ensemble_presets, operating_point
 from models.registry import Registry, ThresholdPresets, registry_sha256
 from models.schema import (
@@ -82,7 +82,7 @@ class Detector:
         self.config = config or DetectorConfig()
         get_policy(self.config.policy)  # refuse a bad default before loading anything
         self.device = resolve_device(self.config.device)
-        self._faces: FaceFinder | None = None
+        self._faces: FamilyFaces | None = None
         self._ensemble: Ensemble | None = None
         self._presets: ThresholdPresets | None = None
         self._registry_sha256: str | None = None
@@ -105,12 +105,14 @@ class Detector:
         self._presets = ensemble_presets(registry, self.config.models)
         if self.config.preset is not None:  # refuse a preset that cannot apply before any video
             operating_point(DetectOptions(), self.config, self._presets, whole_ensemble=True)
-        self._faces = FaceFinder(device=self.device)
+        self._faces = FamilyFaces.load(
+            [m.entry.preprocessing.detector for m in self._ensemble.members], self.device
+        )
 
     def warmup(self) -> None:
         """One pass on a blank frame and blank crops, so the first video is not slow."""
         faces, ensemble = self._loaded()
-        faces.detect([np.zeros((*WARMUP_SIZE, 3), dtype=np.uint8)])
+        faces.warmup(np.zeros((*WARMUP_SIZE, 3), dtype=np.uint8))
         self._classifier.submit(ensemble.warmup).result()
 
     @property
@@ -180,7 +182,7 @@ class Detector:
         scan = _scan_video(
             path,
             frame_sampling(options, self.config),
-            faces_model,
+            faces_model.select([m.entry.preprocessing.detector for m in members]),
             jobs,
             list(dict.fromkeys(m.entry.preprocessing for m in members)),
             clock,
@@ -226,7 +228,7 @@ class Detector:
             timings=clock.seconds,
         )
 
-    def _loaded(self) -> tuple[FaceFinder, Ensemble]:
+    def _loaded(self) -> tuple[FamilyFaces, Ensemble]:
         if self._faces is None or self._ensemble is None:
             self.load()
         assert self._faces is not None and self._ensemble is not None
@@ -299,7 +301,7 @@ class _Scan:
 def _scan_video(
     path: str | Path,
     sampling: FrameSampling,
-    faces_model: FaceFinder,
+    faces_model: FamilyFaces,
     jobs: ScoringJobs,
     specs: Sequence[CropSpec],
     clock: _Stopwatch,
@@ -328,7 +330,8 @@ def _scan_video(
             report("detect_faces", 0.0)
             for batch in prefetch.batches(faces_model.batch_size):
                 with clock.stage("detect_faces"):
-                    batch_faces = faces_model.detect([frame.image for frame in batch])
+                    found = faces_model.detect([frame.image for frame in batch])
+                    batch_faces = found.faces
                     signatures.extend(frame_signature(frame.image) for frame in batch)
                     appearances.extend(
                         _describe(frame.image, faces) for frame, faces in zip(batch, batch_faces)
@@ -338,12 +341,19 @@ def _scan_video(
                 located = [(frame, face) for frame, faces in zip(batch, batch_faces) for face in faces]
                 if not located:
                     continue
+                boxes = {  # each family's box for every located face, in `located` order
+                    settings: [box for frame_boxes in per_frame for box in frame_boxes]
+                    for settings, per_frame in found.boxes.items()
+                }
                 done = _fraction(len(frames), sampling)
                 with clock.stage("crop"):
                     report("crop", done)
                     crops = {
                         spec: crops_to_tensor(
-                            [crop_face(frame.image, face.box, spec) for frame, face in located],
+                            [
+                                crop_face(frame.image, box, spec)
+                                for (frame, _), box in zip(located, boxes[spec.detector], strict=True)
+                            ],
                             spec,
                         )
                         for spec in specs

@@ -29,10 +29,19 @@ def exposure_gamma(mean_luma: float) -> float:
     return max(math.log(TARGET_MEAN / 255) / math.log(mean), 1 / MAX_GAMMA_LIFT)
 
 
+def mean_luma(image: np.ndarray) -> float:
+    """Mean BT.601 luma of an HxWx3 uint8 RGB image, 0-255."""
+    return float(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).mean())
+
+
+def is_dark(image: np.ndarray) -> bool:
+    """Whether `normalise_exposure` brightens this image."""
+    return exposure_gamma(mean_luma(image)) != 1.0
+
+
 def normalise_exposure(image: np.ndarray) -> np.ndarray:
     """The HxWx3 uint8 RGB `image` itself when bright enough, else a brightened copy."""
-    luma = float(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).mean())
-    gamma = exposure_gamma(luma)
+    gamma = exposure_gamma(mean_luma(image))
     if gamma == 1.0:
         return image
     table = np.rint(255 * (np.arange(256) / 255) ** gamma).astype(np.uint8)

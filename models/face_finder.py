@@ -6,7 +6,9 @@ The first pass detects a 1080p frame at half size and skips faces under 5.5% of 
 times the first pass on every video, so the second pass runs only on the frames where the first
 found nothing: footage whose faces are found, the common case, pays nothing, and a frame the
 first pass missed gets a second, finer look. Frames without anyone in them pay for both.
-Both passes brighten dark frames first (`models.exposure`).
+Both passes brighten dark frames first (`models.exposure`); a dark frame the brightened first
+pass left empty is also searched as it is, before the second pass. Every pass keeps only faces
+whose landmarks are laid out like a face's (`models.face_layout`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,23 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from models.faces import BATCH_SIZE, MIN_FACE_FRACTION, Face, FaceDetector
+from models.exposure import DARK_MEAN, MAX_GAMMA_LIFT, TARGET_MEAN, is_dark
+from models.face_layout import (
+    EYE_DISTANCE_SHARE,
+    FRAME_TOLERANCE,
+    MAX_TILT_DEGREES,
+    NOSE_ALONG_AXIS,
+    plausible_layout,
+)
+from models.face_settings import OWN, FaceSettings
+from models.faces import (
+    BATCH_SIZE,
+    MIN_CONFIDENCE,
+    MIN_FACE_FRACTION,
+    MIN_FACE_SIZE,
+    Face,
+    FaceDetector,
+)
 
 # The second pass detects at twice the usual scale (a 1080p frame at full size instead of half)
 # through the whole pyramid, down to faces of 2% of the short side (22 px in 1080p). On the face-recall benchmark's 40 px faces, detecting the half-size frame down to
@@ -39,18 +57,43 @@ RESCUE_BATCH_SIZE = 4
 
 
 class FaceFinder:
-    """A first MTCNN pass over every frame and a finer second pass over the frames left empty.
+    """A first MTCNN pass over every frame (dark ones brightened), a look at the dark frames it
+    left empty as they are, and a finer second pass over the frames still empty.
 
     Args:
         device: torch device for both passes.
         batch_size: frames per first-pass MTCNN call (the second pass takes RESCUE_BATCH_SIZE).
+        settings: the detection scale and MTCNN thresholds of the model family the faces are
+            for; the second pass looks at RESCUE_ZOOM times that scale.
     """
 
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int = BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        batch_size: int = BATCH_SIZE,
+        settings: FaceSettings = OWN,
+    ) -> None:
         self.batch_size = batch_size
-        self._first = FaceDetector(device=device, batch_size=batch_size, exposure=True)
+        self.settings = settings
+        self._first = FaceDetector(
+            device=device,
+            batch_size=batch_size,
+            exposure=True,
+            scale=settings.scale,
+            thresholds=settings.thresholds,
+        )
+        # Brightening a dark frame also amplifies its noise; a face MTCNN sees in the dark
+        # original (a turned head in a dark room, on the benchmark) gets a look there too.
+        self._unbrightened = FaceDetector(
+            device=device,
+            batch_size=batch_size,
+            scale=settings.scale,
+            thresholds=settings.thresholds,
+        )
         self._second = FaceDetector(
             device=device,
+            scale=settings.scale,
+            thresholds=settings.thresholds,
             zoom=RESCUE_ZOOM,
             min_face_fraction=RESCUE_MIN_FACE_FRACTION,
             min_confidence=RESCUE_MIN_CONFIDENCE,
@@ -60,12 +103,58 @@ class FaceFinder:
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces in each HxWx3 uint8 RGB image, most confident first; one list per image."""
-        found = self._first.detect(images)
+        found = _laid_out_like_faces(images, self._first.detect(images))
+        dark_empty = [i for i, faces in enumerate(found) if not faces and is_dark(images[i])]
+        _look_again(self._unbrightened, images, found, dark_empty)
         empty = [i for i, faces in enumerate(found) if not faces]
         if empty and not _only_large_faces(images, found):
-            for i, faces in zip(empty, self._second.detect([images[i] for i in empty]), strict=True):
-                found[i] = faces
+            _look_again(self._second, images, found, empty)
         return found
+
+
+def finder_settings(settings: FaceSettings = OWN) -> dict[str, object]:
+    """Everything that decides the boxes a `FaceFinder` with `settings` draws: caches of its
+    faces are keyed by it."""
+    return {
+        "scale": settings.scale,
+        "thresholds": list(settings.thresholds),
+        "min_face_size": MIN_FACE_SIZE,
+        "min_face_fraction": MIN_FACE_FRACTION,
+        "min_confidence": MIN_CONFIDENCE,
+        "exposure": {"dark_mean": DARK_MEAN, "target_mean": TARGET_MEAN, "max_lift": MAX_GAMMA_LIFT},
+        "rescue": {
+            "zoom": RESCUE_ZOOM,
+            "min_face_fraction": RESCUE_MIN_FACE_FRACTION,
+            "min_confidence": RESCUE_MIN_CONFIDENCE,
+            "large_face_fraction": LARGE_FACE_FRACTION,
+        },
+        "layout": {
+            "nose_along_axis": list(NOSE_ALONG_AXIS),
+            "eye_distance_share": list(EYE_DISTANCE_SHARE),
+            "max_tilt_degrees": MAX_TILT_DEGREES,
+            "frame_tolerance": FRAME_TOLERANCE,
+        },
+    }
+
+
+def _look_again(
+    detector: FaceDetector, images: Sequence[np.ndarray], found: list[list[Face]], which: list[int]
+) -> None:
+    """Replace `found[i]` for each i in `which` by what `detector` finds in `images[i]`."""
+    if which:
+        chosen = [images[i] for i in which]
+        for i, faces in zip(which, _laid_out_like_faces(chosen, detector.detect(chosen)), strict=True):
+            found[i] = faces
+
+
+def _laid_out_like_faces(
+    images: Sequence[np.ndarray], found: list[list[Face]]
+) -> list[list[Face]]:
+    """Each image's faces without those whose landmarks are not laid out like a face's."""
+    return [
+        [face for face in faces if plausible_layout(face, image.shape[1], image.shape[0])]
+        for image, faces in zip(images, found, strict=True)
+    ]
 
 
 def _only_large_faces(images: Sequence[np.ndarray], found: list[list[Face]]) -> bool:

@@ -22,6 +22,7 @@ import torch
 from facenet_pytorch import MTCNN
 
 from models.exposure import normalise_exposure
+from models.face_settings import DFDC_THRESHOLDS
 from models.mtcnn import run_mtcnn
 
 # REFERENCE §1, selim's DFDC-winning pipeline: frames are rescaled for MTCNN by their long side.
@@ -32,7 +33,6 @@ HALF_SIZE_UP_TO = 1900  # 1000..1900 px: detect at 0.5x
 HALF_SIZE = 0.5
 THIRD_SIZE = 0.33  # above 1900 px
 
-DFDC_THRESHOLDS = (0.7, 0.8, 0.8)  # REFERENCE §1: P-, R- and O-Net score thresholds
 MIN_FACE_SIZE = 20  # facenet-pytorch's default, in pixels of the scaled detection image
 # MTCNN's pyramid levels that only find faces smaller than this share of the frame's short side
 # are skipped. They are its largest levels (in 1080p the first one, for faces under 56 px, is half
@@ -86,10 +86,12 @@ class FaceDetector:
         min_confidence: faces scoring below this are dropped after detection.
         batch_size: frames per MTCNN call.
         exposure: brighten dark frames before MTCNN (`models.exposure`); boxes stay those of
-            the original frame, and nothing else sees the brightened pixels. Off by default so
-            that the training crop cache keeps its detections; the detector's `FaceFinder`
-            turns it on.
-        zoom: factor on `detection_scale`: 2 detects a 1080p frame at full size instead of half.
+            the original frame, and nothing else sees the brightened pixels. Off by default:
+            plain MTCNN, as shipped before issue 11 (the benchmarks' baseline); the detector's
+            `FaceFinder` turns it on.
+        zoom: factor on the detection scale: 2 detects a 1080p frame at full size instead of half.
+        scale: resize every frame by this (times `zoom`) before MTCNN, whatever its resolution;
+            None: by its long side (`detection_scale`).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class FaceDetector:
         batch_size: int = BATCH_SIZE,
         exposure: bool = False,
         zoom: float = 1.0,
+        scale: float | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -113,6 +116,9 @@ class FaceDetector:
         if zoom <= 0:
             raise ValueError(f"zoom must be positive, got {zoom}")
         self.zoom = zoom
+        if scale is not None and scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.scale = scale
         self._mtcnn = MTCNN(
             min_face_size=min_face_size,
             thresholds=list(thresholds),
@@ -133,7 +139,7 @@ class FaceDetector:
 
     def _detect_batch(self, batch: Sequence[np.ndarray]) -> list[list[Face]]:
         height, width = batch[0].shape[:2]
-        scale = detection_scale(width, height) * self.zoom
+        scale = (self.scale or detection_scale(width, height)) * self.zoom
         scaled_w, scaled_h = max(1, round(width * scale)), max(1, round(height * scale))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         scaled = [

@@ -23,6 +23,7 @@ import weights
 from models.checkpoints import sha256_file
 from models.crops import CropSpec
 from models.errors import ConfigError
+from models.face_settings import FaceSettings
 from models.registry_schema import (
     PreprocessingTable,
     RegistryDocument,
@@ -33,10 +34,8 @@ from models.schema import ThresholdPreset
 
 WeightState = Literal["ok", "unverified", "missing", "sha256_mismatch"]
 
-# Keys a [preprocessing.*] table may hold that CropSpec does not carry yet: issue 11 (branch
-# issue-11b) adds detector_scale and detector_thresholds to CropSpec. Validated by the schema, not
-# passed on until then; once CropSpec has them, this set is empty.
-_NOT_IN_CROP_SPEC: frozenset[str] = frozenset({"detector_scale", "detector_thresholds"})
+# The [preprocessing.*] keys that become the spec's face settings rather than CropSpec fields.
+_DETECTOR_KEYS: frozenset[str] = frozenset({"detector_scale", "detector_thresholds"})
 
 
 @dataclass(frozen=True)
@@ -286,13 +285,15 @@ def _from_document(document: RegistryDocument, directory: Path) -> Registry:
 
 
 def _crop_spec(name: str, table: PreprocessingTable) -> CropSpec:
-    return CropSpec(name=name, **table.model_dump(exclude=_NOT_IN_CROP_SPEC))
+    detector = FaceSettings.from_table(table.model_dump(include=_DETECTOR_KEYS, exclude_none=True),
+                                       f"[preprocessing.{name}]")
+    return CropSpec(name=name, detector=detector, **table.model_dump(exclude=_DETECTOR_KEYS))
 
 
 def _spec_table(spec: CropSpec) -> dict[str, Any]:
-    fields = dataclasses.asdict(spec)
-    del fields["name"]
-    return {key: _plain(value) for key, value in fields.items() if value is not None}
+    fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
+              if f.name not in ("name", "detector")}
+    return {key: _plain(value) for key, value in fields.items() if value is not None} | spec.detector.table()
 
 
 def _model_table(entry: ModelEntry) -> dict[str, Any]:

@@ -109,3 +109,30 @@ def test_research_clips_give_ground_truth(shared_train_dir: Path, face_detector)
     paths = [shared_train_dir / name for name in candidate_files(shared_train_dir)]
     (clip,) = truth_clips(paths, face_detector.detect, clips=1, frames=3, root=shared_train_dir)
     assert len(clip.scenes) == 3 and (shared_train_dir / clip.file).is_file()
+
+
+@pytest.mark.slow
+def test_turned_frames_are_those_with_one_strongly_turned_face(face_detector, media_dir: Path) -> None:
+    """The cameraman looks through his camera (the nose about half an eye distance off the
+    eyes' midline); the astronaut faces the camera. They take turns, three frames each."""
+    from bench.face_truth import STRONGLY_TURNED_NOSE_OFFSET, nose_offset, turned_clips
+
+    video = media.make_turns_video(media_dir / "turns_for_turned.mp4", frames=12)
+    (clip,) = turned_clips([video], face_detector.detect, frames=10, per_clip=5, scan=12)
+    assert clip.file == "turns_for_turned.mp4" and clip.turned == [True] * 5
+    for scene in clip.scenes:
+        (face,) = face_detector.detect([scene.image])[0]
+        assert nose_offset(face.landmarks) >= STRONGLY_TURNED_NOSE_OFFSET
+        assert face.box[0] == pytest.approx(scene.face[0])
+    (short,) = turned_clips([video, video], face_detector.detect, frames=2, per_clip=5, scan=12)
+    assert len(short.scenes) == 2  # stops once enough frames are found
+
+
+def test_turned_conditions_keep_the_face_box() -> None:
+    from bench.face_conditions import TURNED_CONDITIONS
+
+    scene = astronaut_scene()
+    for name, transform in TURNED_CONDITIONS.items():
+        out = transform(scene, np.random.default_rng(3))
+        x1, y1, x2, y2 = out.face
+        assert 0 <= x1 < x2 <= out.image.shape[1] and 0 <= y1 < y2 <= out.image.shape[0], name

@@ -94,3 +94,25 @@ def test_no_second_look_when_every_face_found_is_large(astronaut: Scene, finder:
     small = shrink(40)(astronaut, np.random.default_rng(0))
     assert [len(faces) for faces in finder.detect([small.image])] == [1]
     assert [len(faces) for faces in finder.detect([astronaut.image, small.image])] == [1, 0]
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_a_turned_head_in_a_dark_frame_is_found_in_the_frame_as_it_is(
+    shared_train_dir, face_detector: FaceDetector, finder: FaceFinder
+) -> None:
+    """A research clip whose speaker turns away in a dark frame: brightened, the turned face is
+    not found; the frame as it is, it is (the face-recall benchmark's turned condition)."""
+    from bench.face_truth import turned_clips
+    from models.exposure import is_dark
+
+    path = shared_train_dir / "face_recognition" / "0b5ff4c55a4cd69f.mp4"
+    if not path.is_file():
+        pytest.skip(f"{path.name} is not in this copy of the research data")
+    (clip,) = turned_clips([path], face_detector.detect, frames=8, per_clip=8, scan=16)
+    images = [scene.image for scene in clip.scenes]
+    brightened = FaceDetector(exposure=True).detect(images)
+    missed = [i for i, faces in enumerate(brightened) if not hit(faces, clip.scenes[i].face, 0.3)]
+    assert missed and all(is_dark(images[i]) for i in missed)
+    for scene, faces in zip(clip.scenes, finder.detect(images), strict=True):
+        assert hit(faces, scene.face, min_iou=0.5)

@@ -17,6 +17,7 @@ from torch import nn
 
 from models.checkpoints import save_safetensors
 from models.crops import CropSpec
+from models.face_settings import FaceSettings
 from models.registry import ModelEntry, Registry
 from models.zoo import build_classifier
 
@@ -47,6 +48,19 @@ TINY_64_SPEC = CropSpec(
     std=(0.5, 0.5, 0.5),
 )
 
+# The same at the DFDC winner's detector settings: every frame detected at half size.
+TINY_64_HALF_SPEC = CropSpec(
+    name="tiny-64-half",
+    size=64,
+    margin=0.25,
+    square=True,
+    color_order="RGB",
+    scale=255.0,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    detector=FaceSettings(scale=0.5),
+)
+
 
 @dataclass(frozen=True)
 class TinyMember:
@@ -73,6 +87,9 @@ TINY_MEMBERS: dict[str, TinyMember] = {
         seed=2,
     ),
     "tiny-effnet": TinyMember("efficientnet", {"encoder": TINY_BACKBONE}, TINY_64_SPEC, seed=3),
+    "tiny-effnet-half": TinyMember(
+        "efficientnet", {"encoder": TINY_BACKBONE}, TINY_64_HALF_SPEC, seed=4
+    ),
 }
 
 

@@ -18,6 +18,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("fakewatch.cli.train", "train"),
     ("fakewatch.cli.bench", "bench"),
     ("fakewatch.cli.bench_faces", "bench_faces"),
+    ("fakewatch.cli.bench_face_speed", "bench_face_speed"),
     ("fakewatch.cli.chaos", "chaos"),
 )
 

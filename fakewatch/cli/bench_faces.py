@@ -18,6 +18,9 @@ DEFAULT_DATA = Path("..") / "shared" / "data"
 DEFAULT_CLIPS = 10
 DEFAULT_FRAMES = 10
 DEFAULT_FACE_FREE_SEQUENCES = 12  # of `--frames` frames each: 120 face-free frames by default
+DEFAULT_TURNED_FRAMES = 24
+DEFAULT_TURNED_PER_CLIP = 8
+TURNED_SCAN_FRAMES = 16  # frames sampled from each clip when looking for turned heads
 
 
 @click.command("bench-faces")
@@ -38,6 +41,11 @@ DEFAULT_FACE_FREE_SEQUENCES = 12  # of `--frames` frames each: 120 face-free fra
               default=DEFAULT_FACE_FREE_SEQUENCES, show_default=True,
               help="Face-free sequences of --frames frames: up to half background strips beside the "
               "true faces, the rest collages.")
+@click.option("--turned-frames", type=click.IntRange(0), default=DEFAULT_TURNED_FRAMES,
+              show_default=True,
+              help="Frames with one strongly turned head (a profile view) for the turned conditions.")
+@click.option("--turned-per-clip", type=click.IntRange(1), default=DEFAULT_TURNED_PER_CLIP,
+              show_default=True, help="At most this many turned-head frames from one clip.")
 @click.option("--conditions", default=None,
               help="Comma-separated condition names (default: all; see bench/face_conditions.py).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -51,23 +59,26 @@ def bench_faces(
     clips: int,
     frames: int,
     face_free_sequences: int,
+    turned_frames: int,
+    turned_per_clip: int,
     conditions: str | None,
     seed: int,
     json_path: Path | None,
     threads: int | None,
 ) -> None:
-    """Face recall per condition (dark, noisy, small, blurred, turned) and false faces per 100
-    face-free frames, for each face finder, with the time per frame."""
+    """Face recall per condition (dark, noisy, small, blurred, turned heads) and false faces per
+    100 face-free frames, for each face finder, with the time per frame."""
     with bench_checkout():
         from bench import face_free, face_recall, face_report, face_truth
-        from bench.face_conditions import CONDITIONS, FACE_FREE
+        from bench.face_conditions import CONDITIONS, FACE_FREE, TURNED_CONDITIONS
         from bench.harness import machine
     import numpy as np
     import torch
 
     if threads is not None:
         torch.set_num_threads(threads)
-    chosen = _conditions(conditions, CONDITIONS)
+    chosen = _conditions(conditions, {**CONDITIONS, **TURNED_CONDITIONS})
+    turned_chosen = [c for c in chosen if c in TURNED_CONDITIONS]
     finders, descriptions = _finders()
     root = data_dir / "train"
     if videos:
@@ -84,6 +95,15 @@ def bench_faces(
     if not truth:
         raise click.ClickException("no clip has exactly one face found in every sampled frame")
     click.echo(f"ground truth: {len(truth)} clips x {frames} frames", err=True)
+    turned = (
+        face_truth.turned_clips(
+            paths, finders["mtcnn"], turned_frames, turned_per_clip, TURNED_SCAN_FRAMES,
+            root_for_names,
+        )
+        if turned_chosen and turned_frames
+        else []
+    )
+    click.echo(f"turned heads: {sum(len(c.scenes) for c in turned)} frames", err=True)
     strips = [face_free.background_sequence(clip.scenes) for clip in truth]
     backgrounds = [s for s in strips if s][: face_free_sequences // 2]
     rng = np.random.default_rng(seed)
@@ -98,7 +118,12 @@ def bench_faces(
         "clips": [clip.file for clip in truth],
         "frames_per_clip": frames,
         "min_iou": face_recall.MIN_IOU,
-        "recall": face_recall.face_recall(finders, truth, chosen, seed),
+        "turned_clips": {clip.file: len(clip.scenes) for clip in turned},
+        "turned_nose_offset": face_truth.STRONGLY_TURNED_NOSE_OFFSET,
+        "recall": face_recall.face_recall(finders, truth, [c for c in chosen if c in CONDITIONS], seed)
+        + face_recall.face_recall(
+            finders, turned, turned_chosen if turned else [], seed, TURNED_CONDITIONS
+        ),
         "face_free_frames": sum(len(s) for s in sequences),
         "face_free_note": f"{len(backgrounds)} sequences of background strips beside the "
         f"ground-truth faces, {len(collages)} of collages of scikit-image photos without people; "
@@ -139,6 +164,7 @@ def _finders():  # -> (dict[str, Finder], dict[str, str])
     finder = FaceFinder(device="cpu")
     return {"mtcnn": plain.detect, "finder": finder.detect}, {
         "mtcnn": "MTCNN at the settings shipped before issue 11, frame by frame",
-        "finder": "the detector's FaceFinder: dark frames brightened, a finer second pass on "
-        "frames left empty",
+        "finder": "the detector's FaceFinder: dark frames brightened (and, left empty, searched "
+        "as they are), a finer second pass on frames left empty, faces kept only with a face's "
+        "landmark layout",
     }

@@ -1,7 +1,7 @@
 """Face crops for training, cut by the detector's own pipeline and cached on disk outside the repo.
 
-Sampled frames -> `FaceDetector` -> `crop_face` with the members' `CropSpec`, then the detector's
-tracking (`assign_identities`, one-off tracks dropped) to keep each clip's main person: the same
+Sampled frames -> the detector's `FaceFinder` at the spec's detector settings -> `crop_face` with
+the members' `CropSpec`, then the detector's tracking (`assign_identities`, one-off tracks dropped) to keep each clip's main person: the same
 steps `Detector.detect` runs, so the models train on exactly what they will see. MTCNN's landmarks
 are kept too, mapped into crop pixels, for self-blended images. The cache folder is
 named by a hash of every setting that changes the crops; a file's entry by its path, size and
@@ -25,18 +25,14 @@ from tqdm import tqdm
 
 from models.crops import CropSpec, crop_face, crop_window
 from models.errors import FakewatchError
-from models.faces import (
-    DFDC_THRESHOLDS,
-    MIN_CONFIDENCE,
-    MIN_FACE_FRACTION,
-    MIN_FACE_SIZE,
-    Face,
-    FaceDetector,
-)
+from models.face_finder import FaceFinder, finder_settings
+from models.faces import Face
 from models.tracking import assign_identities, min_track_length
 from models.video.sampling import FrameSampling, read_sampled_frames
 
-CACHE_FORMAT_VERSION = 2  # bump when what is stored, or how it is computed, changes
+# Bump when what is stored, or how it is computed, changes. 3: faces found by the detector's
+# FaceFinder (dark frames brightened, a second pass) at the spec's detector settings, not plain MTCNN.
+CACHE_FORMAT_VERSION = 3
 
 
 def default_cache_root() -> Path:
@@ -144,7 +140,7 @@ class CropExtractor:
         self.spec = spec
         self.sampling = FrameSampling(count=frames)
         self.device = device
-        self._faces: FaceDetector | None = None
+        self._faces: FaceFinder | None = None
 
     def settings(self) -> dict[str, object]:
         """Everything that changes the crops: it names the cache folder."""
@@ -152,18 +148,13 @@ class CropExtractor:
             "version": CACHE_FORMAT_VERSION,
             "frames": self.sampling.count,
             "spec": asdict(self.spec),
-            "mtcnn": {
-                "thresholds": list(DFDC_THRESHOLDS),
-                "min_face_size": MIN_FACE_SIZE,
-                "min_face_fraction": MIN_FACE_FRACTION,
-                "min_confidence": MIN_CONFIDENCE,
-            },
+            "finder": finder_settings(self.spec.detector),
         }
 
     def extract(self, path: Path) -> ClipCrops:
         """Crops of every face found in the sampled frames. Raises VideoError for bad files."""
         if self._faces is None:
-            self._faces = FaceDetector(device=self.device)
+            self._faces = FaceFinder(device=self.device, settings=self.spec.detector)
         _info, frames = read_sampled_frames(path, self.sampling)
         faces_per_frame = self._faces.detect([frame.image for frame in frames])
         located = [
