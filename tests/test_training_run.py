@@ -18,7 +18,7 @@ from models.registry import Registry
 from models.training.card import ModelCard
 from models.training.cropcache import CropCache, CropExtractor
 from models.training.export import METADATA_KEY
-from models.training.members import MemberRecipe
+from models.training.members import MemberRecipe, TrainedEnsemble
 from models.training.operating import DEFAULT_PRESET, PRESET_MAX_FPR
 from models.training.pool import PoolConfig
 from models.training.run import CARD_STEM, RunConfig, run_protocol_only, run_training
@@ -67,7 +67,7 @@ def _config(data: Path, out: Path, cache: Path) -> RunConfig:
         members=TINY_RECIPES, frames=FRAMES, real_frames=REAL_FRAMES, folds=2,
         pool=PoolConfig(seed=0), fit=FitConfig(steps=4, batch_size=4, seed=0),
         device="cpu", workers=1, cache_root=cache, command="fakewatch train --data toy",
-        ensemble="default",
+        ensemble=TrainedEnsemble("default", "tiny test ensemble", CARD_STEM, ("tiny-effnet", "tiny-hybrid")),
     )
 
 

@@ -1,5 +1,5 @@
-"""fakewatch's own SBI-trained ensemble: files, registry entries and model card agree, and the
-weights load."""
+"""fakewatch's own trained ensembles (`fakewatch-sbi`, `embedding-svm`): files, registry entries
+and model card agree, and the weights load."""
 
 from __future__ import annotations
 
@@ -12,22 +12,30 @@ from models.checkpoints import load_classifier
 from models.config import DEFAULT_POLICY
 from models.registry import Registry
 from models.training.card import ModelCard
-from models.training.run import CARD_STEM, ENSEMBLE
+from models.training.members import TRAINED_ENSEMBLES, TrainedEnsemble
 from tests.conftest import REPO_ROOT
 
 WEIGHTS = REPO_ROOT / "weights"
-MEMBER_IDS = ("fakewatch-effnet-lite0", "fakewatch-hybrid-vit")
+MEMBER_IDS = [m for ensemble in TRAINED_ENSEMBLES.values() for m in ensemble.members]
+
+
+@pytest.fixture(scope="module", params=list(TRAINED_ENSEMBLES.values()), ids=list(TRAINED_ENSEMBLES))
+def trained(request: pytest.FixtureRequest) -> tuple[TrainedEnsemble, ModelCard]:
+    ensemble = request.param
+    card = ModelCard.model_validate(json.loads((WEIGHTS / f"{ensemble.card_stem}.json").read_text()))
+    return ensemble, card
 
 
 @pytest.fixture(scope="module")
-def card() -> ModelCard:
-    return ModelCard.model_validate(json.loads((WEIGHTS / f"{CARD_STEM}.json").read_text()))
+def card(trained: tuple[TrainedEnsemble, ModelCard]) -> ModelCard:
+    return trained[1]
 
 
-def test_card_registry_and_files_agree(card: ModelCard) -> None:
+def test_card_registry_and_files_agree(trained: tuple[TrainedEnsemble, ModelCard]) -> None:
+    ensemble, card = trained
     registry = Registry.load()
-    assert [m.model_id for m in card.members] == list(MEMBER_IDS)
-    assert list(registry.ensembles[ENSEMBLE]) == list(MEMBER_IDS)
+    assert [m.model_id for m in card.members] == list(ensemble.members)
+    assert list(registry.ensembles[ensemble.name]) == list(ensemble.members)
     for member in card.members:
         entry = registry.models[member.model_id]
         assert registry.check(entry).state == "ok"  # sha256 registered and matching the file
@@ -47,10 +55,15 @@ def test_card_states_out_of_fold_figures_by_family_and_source(card: ModelCard) -
         assert not path.startswith("/")  # no machine paths in the repository
 
 
-def test_registry_presets_are_the_cards(card: ModelCard) -> None:
+def test_registry_presets_are_the_cards(trained: tuple[TrainedEnsemble, ModelCard]) -> None:
+    ensemble, card = trained
     registry = Registry.load()
-    assert registry.presets[ENSEMBLE].listing() == card.presets
+    assert registry.presets[ensemble.name].listing() == card.presets
     assert [p.name for p in card.presets if p.default] == ["balanced"]
+
+
+def test_the_sbi_presets_were_fitted_under_the_default_policy() -> None:
+    card = ModelCard.model_validate(json.loads((WEIGHTS / "fakewatch-sbi.json").read_text()))
     assert card.policy == DEFAULT_POLICY  # presets were fitted on this policy's scores
 
 

@@ -70,6 +70,7 @@ CASES = [
     ),
     ("efficient_vit", SMALL_EFFICIENT_VIT, 64),
     ("cross_efficient_vit", SMALL_CROSS_VIT, 64),
+    ("embedding_svm", {"backbone": TINY_BACKBONE, "embedding_dim": 16, "support_vectors": 5}, 64),
 ]
 
 

@@ -1,4 +1,4 @@
-"""`fakewatch train`: train fakewatch's own SBI ensemble (ensemble `fakewatch-sbi`) and register it."""
+"""`fakewatch train`: train one of fakewatch's own ensembles (`fakewatch-sbi`, `embedding-svm`) and register it."""
 
 from __future__ import annotations
 
@@ -20,8 +20,12 @@ from models.config import DEFAULT_FRAMES
               show_default="the project's weights/", help="Where weights and the model card go.")
 @click.option("--register/--no-register", default=True, show_default=True,
               help="Record sha256, size, temperature and params in OUT/registry.toml.")
-@click.option("--members", default="fakewatch-effnet-lite0,fakewatch-hybrid-vit",
-              show_default=True, help="Comma-separated members to train.")
+@click.option("--ensemble", "ensemble_name", type=click.Choice(["fakewatch-sbi", "embedding-svm"]),
+              default="fakewatch-sbi", show_default=True,
+              help="The registry ensemble to train: its members, presets and model card "
+                   "(fakewatch-sbi: Lite0 + hybrid ViT; embedding-svm: seed 002's triplet embedding + SVM).")
+@click.option("--members", default=None, show_default="the ensemble's members",
+              help="Comma-separated members to train.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the views, weights and draws.")
 @click.option("--frames", type=click.IntRange(1, 256), default=DEFAULT_FRAMES, show_default=True,
               help="Frames sampled per fake clip (the detector's default).")
@@ -43,11 +47,12 @@ from models.config import DEFAULT_FRAMES
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Face-crop cache root (default: ~/.cache/fakewatch/crops).")
 def train(
-    data_dir: Path, labels: Path | None, out_dir: Path | None, register: bool, members: str, seed: int,
+    data_dir: Path, labels: Path | None, out_dir: Path | None, register: bool, ensemble_name: str,
+    members: str | None, seed: int,
     frames: int, real_frames: int, folds: int, steps: int, batch_size: int, sbi_fraction: float,
     protocol_only: bool, device: str, threads: int | None, workers: int, cache_dir: Path | None,
 ) -> None:
-    """Train fakewatch's own ensemble (EfficientNet-Lite0 + hybrid ViT, `fakewatch-sbi`) from labelled videos.
+    """Train one of fakewatch's own ensembles from labelled videos.
 
     Runs the leave-sources-out protocol first (every member fitted once per fold, scored on the
     sources it left out), chooses the aggregation policy and the threshold presets on those
@@ -57,7 +62,7 @@ def train(
     import torch
 
     from models.errors import FakewatchError
-    from models.training.members import MEMBERS
+    from models.training.members import MEMBERS, TRAINED_ENSEMBLES
     from models.training.pool import PoolConfig
     from models.training.run import RunConfig, command_line, run_protocol_only, run_training
     from models.training.top_fit import FitConfig
@@ -66,7 +71,8 @@ def train(
     out_dir = out_dir or WEIGHTS_DIR
     if threads is not None:
         torch.set_num_threads(threads)
-    names = [m.strip() for m in members.split(",") if m.strip()]
+    ensemble = TRAINED_ENSEMBLES[ensemble_name]
+    names = [m.strip() for m in members.split(",") if m.strip()] if members else list(ensemble.members)
     unknown = [name for name in names if name not in MEMBERS]
     if unknown or not names:
         raise click.ClickException(f"unknown members {unknown or names}; trainable: {', '.join(MEMBERS)}")
@@ -88,6 +94,7 @@ def train(
         workers=workers,
         cache_root=cache_dir,
         command=command_line(),
+        ensemble=ensemble,
     )
     try:
         if protocol_only:

@@ -18,9 +18,10 @@ from models.protocol.folds import Fold
 from models.protocol.metrics import VideoScore
 from models.training.calibration import calibrated, fit_temperature
 from models.training.cropcache import ClipCrops
+from models.training.fit import fit_member
 from models.training.members import MemberRecipe
 from models.training.pool import TrainingClip, ViewPool
-from models.training.top_fit import FitConfig, fit_top, predict_top
+from models.training.top_fit import FitConfig, predict_top
 from models.training.trunk import Trunk
 
 
@@ -67,7 +68,7 @@ def out_of_fold(
     for fold in folds:
         held_out = fold_of == fold.index
         for recipe in recipes:
-            model = fit_top(recipe, pool, clips, ~held_out, config)
+            model = fit_member(recipe, pool, clips, ~held_out, config)
             for i in np.flatnonzero(held_out):
                 logits[recipe.model_id][i] = predict_top(model, recipe, faces[i].maps)
             echo(f"fold {fold.index} ({', '.join(fold.sources)}): {recipe.model_id} fitted")

@@ -1,8 +1,10 @@
-"""The default ensemble's two members: what to build, what to initialise and how fast to train it.
+"""fakewatch's trainable members: what to build, what to initialise, how to train it, and the
+registry ensembles `fakewatch train` can produce from them.
 
-Both start from ImageNet EfficientNet-Lite0 (the only suitable weights installable offline) and
+All start from ImageNet EfficientNet-Lite0 (the only suitable weights installable offline) and
 share its frozen trunk (`trunk.py`); each trains the last backbone stage, the head convolution and
-its own classifier.
+its own classifier, with one of two objectives: a logistic loss on the logit, or (seed 002) a
+semi-hard triplet loss on an embedding followed by an SVM on it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ from models.zoo import build_classifier
 
 # Lite0's stem and stages 0-5 (a 192 x 7 x 7 map at 224 px) stay ImageNet's; stage 6 is trained.
 DEFAULT_TRUNK_BLOCKS = 6
+
+LOGISTIC = "logistic"
+TRIPLET_SVM = "triplet-svm"
+OBJECTIVES = {
+    LOGISTIC: "binary cross-entropy on the logit",
+    TRIPLET_SVM: "semi-hard triplet loss on the L2-normalised embedding, then an SVM with a Platt "
+    "sigmoid (scikit-learn, cross-validated) on the training views' embeddings",
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class MemberRecipe:
         description: one line for the registry and the card.
         imagenet_init: load ImageNet weights into the backbone (False: random, for tests and
             backbones without offline weights).
+        objective: a key of `OBJECTIVES`, what the fit minimises.
     """
 
     model_id: str
@@ -47,6 +58,7 @@ class MemberRecipe:
     description: str
     trunk_blocks: int = DEFAULT_TRUNK_BLOCKS
     imagenet_init: bool = True
+    objective: str = LOGISTIC
 
     def build(self) -> nn.Module:
         """The architecture with the ImageNet backbone loaded strictly and the rest random."""
@@ -97,4 +109,46 @@ HYBRID_VIT = MemberRecipe(
     "pre-norm transformer trained from scratch; CLS logit.",
 )
 
-MEMBERS: dict[str, MemberRecipe] = {recipe.model_id: recipe for recipe in (EFFNET_LITE0, HYBRID_VIT)}
+EMBEDDING_SVM = MemberRecipe(
+    model_id="fakewatch-embedding-svm",
+    architecture="embedding_svm",
+    params={
+        "backbone": IMAGENET_ARCHITECTURE,
+        "embedding_dim": 512,
+        "dropout": 0.4,
+        "kernel": "rbf",
+        "support_vectors": 1,  # set by the fit; the registry records the fitted count
+    },
+    backbone="backbone",
+    backbone_lr=1e-4,
+    head_lr=5e-4,
+    description="Seed 002 (DACON winner): EfficientNet-Lite0 (ImageNet init) -> dropout 0.4 -> "
+    "dense 512 -> L2-normalised embedding trained with a semi-hard triplet loss; an RBF SVM with "
+    "a Platt sigmoid on the embedding, stored as tensors; Platt logit.",
+    objective=TRIPLET_SVM,
+)
+
+MEMBERS: dict[str, MemberRecipe] = {
+    recipe.model_id: recipe for recipe in (EFFNET_LITE0, HYBRID_VIT, EMBEDDING_SVM)
+}
+
+
+@dataclass(frozen=True)
+class TrainedEnsemble:
+    """A registry ensemble `fakewatch train` produces: its members and its model card's name."""
+
+    name: str
+    title: str
+    card_stem: str
+    members: tuple[str, ...]
+
+
+TRAINED_ENSEMBLES: dict[str, TrainedEnsemble] = {
+    ensemble.name: ensemble
+    for ensemble in (
+        TrainedEnsemble("fakewatch-sbi", "fakewatch SBI-trained ensemble", "fakewatch-sbi",
+                        (EFFNET_LITE0.model_id, HYBRID_VIT.model_id)),
+        TrainedEnsemble("embedding-svm", "fakewatch embedding + SVM (seed 002)",
+                        "fakewatch-embedding-svm", (EMBEDDING_SVM.model_id,)),
+    )
+}

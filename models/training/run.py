@@ -52,16 +52,22 @@ from models.training.cropcache import ClipCrops, CropCache, CropExtractor, fill_
 from models.training.crossval import ClipFaces, OutOfFold, out_of_fold, temperature_on
 from models.training.errors import TrainingDataError
 from models.training.export import export_member
-from models.training.members import EFFNET_LITE0, HYBRID_VIT, MemberRecipe
+from models.training.fit import fit_member, fitted_recipe
+from models.training.members import (
+    MEMBERS,
+    OBJECTIVES,
+    TRAINED_ENSEMBLES,
+    MemberRecipe,
+    TrainedEnsemble,
+)
 from models.training.operating import ProtocolOutcome, evaluate_protocol, shipped_presets
 from models.training.pool import PoolConfig, TrainingClip, ViewPool, build_pool
 from models.training.register import update_ensemble_presets, update_model_entry
-from models.training.top_fit import FitConfig, fit_top
+from models.training.top_fit import FitConfig
 from models.training.trunk import Trunk
 
-CARD_STEM = "fakewatch-sbi"
-ENSEMBLE = "fakewatch-sbi"
-ENSEMBLE_NAME = "fakewatch SBI-trained ensemble"
+DEFAULT_ENSEMBLE = TRAINED_ENSEMBLES["fakewatch-sbi"]
+CARD_STEM = DEFAULT_ENSEMBLE.card_stem
 DEFAULT_REAL_FRAMES = 64
 FP16_CHECK_CROPS = 2048  # crops scored to decide whether fp16 weights are harmless
 
@@ -85,14 +91,14 @@ class RunConfig:
         workers: processes extracting faces.
         cache_root: crop cache root (None: the user cache folder).
         command: the command line, recorded in the card.
-        ensemble: the registry ensemble whose presets the run sets.
+        ensemble: the registry ensemble whose presets the run sets, and its card's name.
     """
 
     data_dir: Path
     labels: Path | None
     out_dir: Path
     registry_path: Path | None
-    members: tuple[MemberRecipe, ...] = (EFFNET_LITE0, HYBRID_VIT)
+    members: tuple[MemberRecipe, ...] = tuple(MEMBERS[m] for m in DEFAULT_ENSEMBLE.members)
     frames: int = DEFAULT_FRAMES
     real_frames: int = DEFAULT_REAL_FRAMES
     folds: int = DEFAULT_FOLDS
@@ -102,7 +108,7 @@ class RunConfig:
     workers: int = 1
     cache_root: Path | None = None
     command: str = ""
-    ensemble: str = ENSEMBLE
+    ensemble: TrainedEnsemble = DEFAULT_ENSEMBLE
 
 
 def _cpu_name() -> str:
@@ -208,7 +214,8 @@ def _final_member(
 ) -> MemberCard:
     """Fit on every clip, calibrate on all out-of-fold logits, export."""
     started = time.perf_counter()
-    model = fit_top(recipe, prepared.pool, prepared.clips, np.ones(len(prepared.clips), bool), config.fit)
+    model = fit_member(recipe, prepared.pool, prepared.clips, np.ones(len(prepared.clips), bool), config.fit)
+    recipe = fitted_recipe(recipe, model)
     temperature = temperature_on(oof, prepared.faces, recipe.model_id, np.arange(len(prepared.clips)))
     rng = np.random.default_rng(config.fit.seed)
     check = [(c.crops.crops[i], c.video.label) for c in prepared.clips for i in range(len(c.crops))]
@@ -217,7 +224,7 @@ def _final_member(
         model, recipe, temperature,
         (np.stack([check[i][0] for i in picked]), np.array([check[i][1] for i in picked])),
         spec, config.out_dir,
-        {"seed": config.fit.seed, "card": f"{CARD_STEM}.json", "preprocessing": spec.name,
+        {"seed": config.fit.seed, "card": f"{config.ensemble.card_stem}.json", "preprocessing": spec.name,
          "license": "weights: MIT; trained on research-only data"},
     )
     echo(f"{recipe.model_id}: temperature {temperature:.3f}, {exported.dtype} {exported.path.name}")
@@ -225,7 +232,8 @@ def _final_member(
         model_id=recipe.model_id, architecture=recipe.architecture, params=recipe.params,
         description=recipe.description, init_weights=recipe.init_weights,
         trained=f"backbone stages {recipe.trunk_blocks} on, head convolution and classifier; stem "
-                f"and stages 0-{recipe.trunk_blocks - 1} keep ImageNet weights and statistics",
+                f"and stages 0-{recipe.trunk_blocks - 1} keep ImageNet weights and statistics; "
+                f"objective: {OBJECTIVES[recipe.objective]}",
         learning_rates={"backbone": recipe.backbone_lr, "head": recipe.head_lr},
         file=exported.path.name, sha256=exported.sha256, size_bytes=exported.size_bytes,
         dtype=exported.dtype, fp16_check=vars(exported.fp16), temperature=temperature,
@@ -274,12 +282,12 @@ def _machine_card(device: torch.device, prepared: _Prepared, total_seconds: floa
     )
 
 
-def _register(registry_path: Path, ensemble: str, card: ModelCard) -> None:
+def _register(registry_path: Path, ensemble: TrainedEnsemble, card: ModelCard) -> None:
     """Record each member's file and calibration in its table, and the presets in the ensemble's."""
     training_data = (
         f"{card.data.clips} research clips ({card.data.real_clips} real, {card.data.groups} identity "
         f"groups) with self-blended images of their real faces; research-only, non-commercial data "
-        f"terms; cross-validated leaving whole sources out, see {CARD_STEM}.md"
+        f"terms; cross-validated leaving whole sources out, see {ensemble.card_stem}.md"
     )
     for member in card.members:
         update_model_entry(registry_path, member.model_id, {
@@ -287,7 +295,7 @@ def _register(registry_path: Path, ensemble: str, card: ModelCard) -> None:
             "temperature": round(member.temperature, 6), "params": member.params,
             "description": member.description, "training_data": training_data,
         })
-    update_ensemble_presets(registry_path, ensemble, card.presets)
+    update_ensemble_presets(registry_path, ensemble.name, card.presets)
 
 
 @dataclass(frozen=True)
@@ -339,7 +347,7 @@ def run_training(config: RunConfig, echo: Callable[[str], None] = print) -> Mode
     presets = shipped_presets(oof, prepared.faces, {m.model_id: m.temperature for m in members},
                               outcome.policy, outcome.presets)
     card = ModelCard(
-        name=ENSEMBLE_NAME,
+        name=config.ensemble.title,
         created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         members=members,
         policy=outcome.policy,
@@ -353,12 +361,12 @@ def run_training(config: RunConfig, echo: Callable[[str], None] = print) -> Mode
         training=_training_card(config),
         machine=_machine_card(device, prepared, time.perf_counter() - started),
     )
-    write_card(card, render_markdown(card), config.out_dir, CARD_STEM)
+    write_card(card, render_markdown(card), config.out_dir, config.ensemble.card_stem)
     if config.registry_path:
         _register(config.registry_path, config.ensemble, card)
         echo(f"registered {', '.join(m.model_id for m in card.members)} and presets in "
              f"{config.registry_path}")
-    echo(f"done in {(time.perf_counter() - started) / 60:.1f} min; card {CARD_STEM}.md")
+    echo(f"done in {(time.perf_counter() - started) / 60:.1f} min; card {config.ensemble.card_stem}.md")
     return card
 
 

@@ -91,7 +91,8 @@ def warmup_cosine(total_steps: int) -> Callable[[int], float]:
     return factor
 
 
-def _optimiser(model: nn.Module, recipe: MemberRecipe, steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+def optimiser_for(model: nn.Module, recipe: MemberRecipe, steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over the parameters after the trunk, the recipe's two learning rates, warm-up + cosine."""
     backbone = {id(p) for p in getattr(model, recipe.backbone).parameters()}
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = defaultdict(list)
     for name, parameter in trainable_parameters(model, recipe):
@@ -110,7 +111,7 @@ def fit_top(recipe: MemberRecipe, pool: ViewPool, clips: list[TrainingClip], in_
     """A whole member (ImageNet trunk, trained top) fitted on the views of `in_training` clips."""
     torch.manual_seed(config.seed)
     model = recipe.build()
-    optimiser, scheduler = _optimiser(model, recipe, config.steps)
+    optimiser, scheduler = optimiser_for(model, recipe, config.steps)
     weights = view_weights(pool, clips, in_training, config.sbi_fraction)
     rng = np.random.default_rng([config.seed, 1])
     loss_fn = nn.BCEWithLogitsLoss()

@@ -11,6 +11,7 @@ from models.errors import ConfigError
 from models.zoo.cross_efficient_vit import CrossEfficientViT
 from models.zoo.efficient_vit import EfficientViT
 from models.zoo.efficientnet import DeepFakeClassifier
+from models.zoo.embedding_svm import EmbeddingSVM
 from models.zoo.hybrid_vit import HybridViT
 from models.zoo.mesonet import Meso4, MesoInception4
 
@@ -21,6 +22,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "hybrid_vit": HybridViT,
     "meso4": Meso4,
     "meso_inception4": MesoInception4,
+    "embedding_svm": EmbeddingSVM,
 }
 
 
