@@ -73,6 +73,20 @@ TINY_MEMBERS: dict[str, TinyMember] = {
         seed=2,
     ),
     "tiny-effnet": TinyMember("efficientnet", {"encoder": TINY_BACKBONE}, TINY_64_SPEC, seed=3),
+    "tiny-hybrid-distilled": TinyMember(
+        "hybrid_vit_distilled",
+        {
+            "backbone": TINY_BACKBONE,
+            "image_size": 64,
+            "dim": 32,
+            "depth": 1,
+            "heads": 2,
+            "mlp_dim": 64,
+            "dropout": 0.0,
+        },
+        TINY_64_SPEC,
+        seed=4,
+    ),
 }
 
 

@@ -1,4 +1,4 @@
-"""`fakewatch train`: train fakewatch's own SBI ensemble (ensemble `fakewatch-sbi`) and register it."""
+"""`fakewatch train`: train fakewatch's own members (ensemble `fakewatch-sbi` by default) and register them."""
 
 from __future__ import annotations
 
@@ -40,19 +40,28 @@ from models.config import DEFAULT_FRAMES
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
               help="Processes extracting faces (one decodes while another detects).")
+@click.option("--teacher", default=None,
+              help="Registry ensemble or model id that scores every training view for distilled "
+                   "members (e.g. default); needed exactly when one is trained.")
+@click.option("--ensemble", default="fakewatch-sbi", show_default=True,
+              help="Registry ensemble whose presets the run sets.")
+@click.option("--card", "card_stem", default=None, show_default="the ensemble's name",
+              help="Model card file name, without extension.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Face-crop cache root (default: ~/.cache/fakewatch/crops).")
 def train(
     data_dir: Path, labels: Path | None, out_dir: Path | None, register: bool, members: str, seed: int,
     frames: int, real_frames: int, folds: int, steps: int, batch_size: int, sbi_fraction: float,
-    protocol_only: bool, device: str, threads: int | None, workers: int, cache_dir: Path | None,
+    protocol_only: bool, device: str, threads: int | None, workers: int, teacher: str | None,
+    ensemble: str, card_stem: str | None, cache_dir: Path | None,
 ) -> None:
     """Train fakewatch's own ensemble (EfficientNet-Lite0 + hybrid ViT, `fakewatch-sbi`) from labelled videos.
 
     Runs the leave-sources-out protocol first (every member fitted once per fold, scored on the
     sources it left out), chooses the aggregation policy and the threshold presets on those
     out-of-fold scores, then fits each member on everything, calibrates, exports safetensors and
-    writes a model card with the protocol's tables.
+    writes a model card with the protocol's tables. A distilled member
+    (`fakewatch-hybrid-vit-distilled`) also learns a `--teacher`'s score of every view.
     """
     import torch
 
@@ -88,6 +97,9 @@ def train(
         workers=workers,
         cache_root=cache_dir,
         command=command_line(),
+        ensemble=ensemble,
+        card_stem=card_stem or ensemble,
+        teacher=teacher,
     )
     try:
         if protocol_only:

@@ -1,8 +1,9 @@
-"""The default ensemble's two members: what to build, what to initialise and how fast to train it.
+"""fakewatch's trainable members: what to build, what to initialise and how fast to train it.
 
-Both start from ImageNet EfficientNet-Lite0 (the only suitable weights installable offline) and
+All start from ImageNet EfficientNet-Lite0 (the only suitable weights installable offline) and
 share its frozen trunk (`trunk.py`); each trains the last backbone stage, the head convolution and
-its own classifier.
+its own classifier. `fakewatch-sbi` pairs the first two; the distilled hybrid ViT learns from a
+teacher as well (`distill.py`, `teacher.py`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class MemberRecipe:
         description: one line for the registry and the card.
         imagenet_init: load ImageNet weights into the backbone (False: random, for tests and
             backbones without offline weights).
+        distilled: the architecture has a distillation head (`heads()`) trained on a teacher's
+            scores; a run training it needs a teacher.
     """
 
     model_id: str
@@ -47,6 +50,7 @@ class MemberRecipe:
     description: str
     trunk_blocks: int = DEFAULT_TRUNK_BLOCKS
     imagenet_init: bool = True
+    distilled: bool = False
 
     def build(self) -> nn.Module:
         """The architecture with the ImageNet backbone loaded strictly and the rest random."""
@@ -97,4 +101,18 @@ HYBRID_VIT = MemberRecipe(
     "pre-norm transformer trained from scratch; CLS logit.",
 )
 
-MEMBERS: dict[str, MemberRecipe] = {recipe.model_id: recipe for recipe in (EFFNET_LITE0, HYBRID_VIT)}
+HYBRID_VIT_DISTILLED = MemberRecipe(
+    model_id="fakewatch-hybrid-vit-distilled",
+    architecture="hybrid_vit_distilled",
+    params=dict(HYBRID_VIT.params),
+    backbone="backbone",
+    backbone_lr=1e-4,
+    head_lr=3e-4,
+    description="The hybrid ViT with a distillation token (Heo et al., DeiT-style heads): CLS head "
+    "trained on labels, distillation head on a teacher's scores; answers with the distillation logit.",
+    distilled=True,
+)
+
+MEMBERS: dict[str, MemberRecipe] = {
+    recipe.model_id: recipe for recipe in (EFFNET_LITE0, HYBRID_VIT, HYBRID_VIT_DISTILLED)
+}

@@ -33,11 +33,15 @@ def trunk_maps(backbone: nn.Module, blocks: int, inputs: torch.Tensor) -> torch.
     return backbone.blocks[:blocks](backbone.bn1(backbone.conv_stem(inputs)))
 
 
-def top_logits(model: nn.Module, recipe: MemberRecipe, maps: torch.Tensor) -> torch.Tensor:
-    """The trained part: the remaining stages, the head convolution, the member's classifier."""
+def top_map(model: nn.Module, recipe: MemberRecipe, maps: torch.Tensor) -> torch.Tensor:
+    """The trained backbone part: the remaining stages and the head convolution."""
     backbone = backbone_of(model, recipe)
-    feature_map = backbone.bn2(backbone.conv_head(backbone.blocks[recipe.trunk_blocks :](maps)))
-    return model.classify(feature_map)
+    return backbone.bn2(backbone.conv_head(backbone.blocks[recipe.trunk_blocks :](maps)))
+
+
+def top_logits(model: nn.Module, recipe: MemberRecipe, maps: torch.Tensor) -> torch.Tensor:
+    """The trained part: `top_map`, then the member's classifier."""
+    return model.classify(top_map(model, recipe, maps))
 
 
 def trainable_parameters(model: nn.Module, recipe: MemberRecipe) -> Iterator[tuple[str, nn.Parameter]]:

@@ -12,6 +12,7 @@ from models.zoo.cross_efficient_vit import CrossEfficientViT
 from models.zoo.efficient_vit import EfficientViT
 from models.zoo.efficientnet import DeepFakeClassifier
 from models.zoo.hybrid_vit import HybridViT
+from models.zoo.hybrid_vit_distilled import HybridViTDistilled
 from models.zoo.mesonet import Meso4, MesoInception4
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
@@ -19,6 +20,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "efficient_vit": EfficientViT,
     "cross_efficient_vit": CrossEfficientViT,
     "hybrid_vit": HybridViT,
+    "hybrid_vit_distilled": HybridViTDistilled,
     "meso4": Meso4,
     "meso_inception4": MesoInception4,
 }
