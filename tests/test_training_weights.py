@@ -1,5 +1,5 @@
-"""fakewatch's own SBI-trained ensemble: files, registry entries and model card agree, and the
-weights load."""
+"""fakewatch's own trained ensembles (the SBI pair, the distilled hybrid ViT): files, registry
+entries and model cards agree, and the weights load."""
 
 from __future__ import annotations
 
@@ -16,18 +16,26 @@ from models.training.run import CARD_STEM, ENSEMBLE
 from tests.conftest import REPO_ROOT
 
 WEIGHTS = REPO_ROOT / "weights"
-MEMBER_IDS = ("fakewatch-effnet-lite0", "fakewatch-hybrid-vit")
+# card stem -> (ensemble, its members)
+SHIPPED = {
+    CARD_STEM: (ENSEMBLE, ("fakewatch-effnet-lite0", "fakewatch-hybrid-vit")),
+    "fakewatch-hybrid-vit-distilled": ("fakewatch-vit-distilled", ("fakewatch-hybrid-vit-distilled",)),
+}
+MEMBER_IDS = [member for _, members in SHIPPED.values() for member in members]
 
 
-@pytest.fixture(scope="module")
-def card() -> ModelCard:
-    return ModelCard.model_validate(json.loads((WEIGHTS / f"{CARD_STEM}.json").read_text()))
+@pytest.fixture(scope="module", params=list(SHIPPED))
+def shipped(request: pytest.FixtureRequest) -> tuple[ModelCard, str, tuple[str, ...]]:
+    ensemble, members = SHIPPED[request.param]
+    card = ModelCard.model_validate(json.loads((WEIGHTS / f"{request.param}.json").read_text()))
+    return card, ensemble, members
 
 
-def test_card_registry_and_files_agree(card: ModelCard) -> None:
+def test_card_registry_and_files_agree(shipped) -> None:
+    card, ensemble, members = shipped
     registry = Registry.load()
-    assert [m.model_id for m in card.members] == list(MEMBER_IDS)
-    assert list(registry.ensembles[ENSEMBLE]) == list(MEMBER_IDS)
+    assert [m.model_id for m in card.members] == list(members)
+    assert list(registry.ensembles[ensemble]) == list(members)
     for member in card.members:
         entry = registry.models[member.model_id]
         assert registry.check(entry).state == "ok"  # sha256 registered and matching the file
@@ -37,7 +45,8 @@ def test_card_registry_and_files_agree(card: ModelCard) -> None:
         assert entry.size_bytes < 16 * 2**20  # small enough to live in the repository
 
 
-def test_card_states_out_of_fold_figures_by_family_and_source(card: ModelCard) -> None:
+def test_card_states_out_of_fold_figures_by_family_and_source(shipped) -> None:
+    card, _, _ = shipped
     overall = card.protocol.overall
     assert overall.auc is not None and overall.auc_low <= overall.auc <= overall.auc_high
     assert {"faceswap", "reenactment", "lipsync", "portrait-animation"} <= set(card.protocol.by_family)
@@ -47,11 +56,21 @@ def test_card_states_out_of_fold_figures_by_family_and_source(card: ModelCard) -
         assert not path.startswith("/")  # no machine paths in the repository
 
 
-def test_registry_presets_are_the_cards(card: ModelCard) -> None:
+def test_registry_presets_are_the_cards(shipped) -> None:
+    card, ensemble, _ = shipped
     registry = Registry.load()
-    assert registry.presets[ENSEMBLE].listing() == card.presets
+    assert registry.presets[ensemble].listing() == card.presets
     assert [p.name for p in card.presets if p.default] == ["balanced"]
+
+
+def test_the_sbi_presets_were_fitted_on_the_default_policy() -> None:
+    card = ModelCard.model_validate(json.loads((WEIGHTS / f"{CARD_STEM}.json").read_text()))
     assert card.policy == DEFAULT_POLICY  # presets were fitted on this policy's scores
+
+
+def test_the_distilled_member_names_its_teacher() -> None:
+    card = ModelCard.model_validate(json.loads((WEIGHTS / "fakewatch-hybrid-vit-distilled.json").read_text()))
+    assert card.training.teacher.startswith("'default'") and "mesonet-meso4-df" in card.training.teacher
 
 
 @pytest.mark.parametrize("model_id", MEMBER_IDS)
