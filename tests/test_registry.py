@@ -129,7 +129,7 @@ def test_coccomini_cross_efficient_vit_round_trip(tmp_path: Path) -> None:
     assert_same_scores(model, load_through_registry(tmp_path, entry), 64)
 
 
-@pytest.mark.parametrize("member", ["tiny-hybrid", "tiny-meso"])
+@pytest.mark.parametrize("member", ["tiny-hybrid", "tiny-hybrid-distilled", "tiny-meso"])
 def test_safetensors_round_trip(tmp_path: Path, member: str) -> None:
     tiny = TINY_MEMBERS[member]
     model = build_tiny(member)
@@ -490,6 +490,10 @@ def test_project_registry_lists_the_known_checkpoints(project_registry: Registry
     assert all(e.preprocessing.name == "fakewatch" for e in ours)
     assert ours[1].params["backbone"] == "tf_efficientnet_lite0"
     assert ours[0].params["encoder"] == "tf_efficientnet_lite0"
+    distilled = registry.resolve(["fakewatch-vit-distilled"])
+    assert [(e.id, e.architecture) for e in distilled] == [
+        ("fakewatch-hybrid-vit-distilled", "hybrid_vit_distilled")]
+    assert distilled[0].params == ours[1].params and distilled[0].preprocessing == ours[1].preprocessing
     default = registry.resolve(None)  # adopted by `fakewatch weights adopt` (default-ensemble.md)
     assert {e.format for e in default} == {"mesonet"} and len(default) == 4
     assert all(e.preprocessing.name == "mesonet" and e.license == "Apache-2.0" for e in default)
@@ -511,11 +515,11 @@ def test_every_project_entry_builds(project_registry: Registry) -> None:
         key = f"{entry.architecture} {sorted(entry.params.items())}"
         if key not in built:
             model = build_classifier(entry.architecture, **entry.params)
-            if entry.architecture == "hybrid_vit":
+            if entry.architecture in ("hybrid_vit", "hybrid_vit_distilled"):
                 assert model.image_size == entry.preprocessing.size
             built[key] = {k: v.shape for k, v in model.state_dict().items()}
             del model
-    assert len(built) == 8  # six families, MesoNet-4 and MesoInception-4
+    assert len(built) == 9  # six families, the distilled hybrid ViT, MesoNet-4 and MesoInception-4
     b7 = built["efficientnet [('encoder', 'tf_efficientnet_b7.ns_jft_in1k')]"]
     # the key examples from selim's checkpoints, with the B7 widths
     assert b7["encoder.conv_stem.weight"] == (64, 3, 3, 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,13 @@ from safetensors import safe_open
 from models.checkpoints import load_classifier, sha256_file
 from models.config import POLICY_NAMES
 from models.datasets import list_labeled_videos
+from models.errors import ConfigError
 from models.protocol.folds import leave_sources_out
 from models.registry import Registry
 from models.training.card import ModelCard
 from models.training.cropcache import CropCache, CropExtractor
 from models.training.export import METADATA_KEY
-from models.training.members import MemberRecipe, TrainedEnsemble
+from models.training.members import HYBRID_VIT_DISTILLED, MemberRecipe, TrainedEnsemble
 from models.training.operating import DEFAULT_PRESET, PRESET_MAX_FPR
 from models.training.pool import PoolConfig
 from models.training.run import CARD_STEM, RunConfig, run_protocol_only, run_training
@@ -176,6 +178,65 @@ def test_protocol_only_reports_and_writes_nothing(trained, toy_data, tmp_path) -
     tables = run_protocol_only(fresh, echo=lambda line: None)
     assert "| overall | 8 (4) |" in tables and "| lipsync |" in tables and "preset" in tables
     assert fresh.registry_path.read_text() == registry_before and sorted(out.iterdir()) == files_before
+
+
+TINY_DISTILLED = MemberRecipe(
+    model_id="tiny-hybrid-distilled", architecture="hybrid_vit_distilled",
+    params=dict(TINY_MEMBERS["tiny-hybrid-distilled"].params), backbone="backbone", backbone_lr=1e-3,
+    head_lr=1e-3, description="test-only tiny distilled hybrid ViT", trunk_blocks=TINY_TRUNK_BLOCKS,
+    imagenet_init=False, distilled=True,
+)
+
+
+def test_a_distilled_member_trains_from_its_teacher(trained, toy_data, tmp_path) -> None:
+    """The teacher scores the views, the card and the registry say who taught, the weights load."""
+    out = tmp_path / "weights"
+    registry_path = write_test_registry(out, members=("tiny-meso", "tiny-hybrid-distilled"))
+    config = replace(_config(toy_data, tmp_path / "sbi", trained[0].cache_root), out_dir=out, registry_path=registry_path,
+                     members=(TINY_DISTILLED,), teacher="tiny-meso",
+                     ensemble=TrainedEnsemble("default", "tiny distilled", "tiny-distilled",
+                                              ("tiny-hybrid-distilled",)))
+    card = run_training(config, echo=lambda line: None)
+    assert card.training.teacher.startswith("'tiny-meso'")
+    assert "teacher 'tiny-meso'" in (out / "tiny-distilled.md").read_text()
+    registry = Registry.load(registry_path)
+    entry = registry.models["tiny-hybrid-distilled"]
+    assert entry.sha256 == card.members[0].sha256 and "distilled from 'tiny-meso'" in entry.training_data
+    model = load_classifier(entry, registry)
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(images), model.heads(model.features(images))[1])
+    for members, teacher, message in (((TINY_DISTILLED,), None, "learn from a teacher"),
+                                      (TINY_RECIPES[:1], "tiny-meso", "no member to train is distilled")):
+        with pytest.raises(ConfigError, match=message):
+            run_protocol_only(replace(config, members=members, teacher=teacher), echo=lambda line: None)
+
+
+def test_cli_passes_the_teacher_and_ensemble(toy_data, tmp_path, monkeypatch) -> None:
+    from fakewatch.cli import main
+    from models.training import run
+
+    seen: list[RunConfig] = []
+    monkeypatch.setattr(run, "run_training", lambda config, echo: seen.append(config))
+    write_test_registry(tmp_path, members=("tiny-effnet",))
+    base = ["train", "--data", str(toy_data), "--out", str(tmp_path)]
+    runner = CliRunner()
+    result = runner.invoke(main, [*base, "--teacher", "default", "--ensemble", "fakewatch-vit-distilled"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, base)
+    assert result.exit_code == 0, result.output
+    distilled, plain = seen
+    assert distilled.teacher == "default" and distilled.members == (HYBRID_VIT_DISTILLED,)
+    assert distilled.ensemble.card_stem == "fakewatch-hybrid-vit-distilled"
+    assert plain.teacher is None and plain.ensemble.card_stem == "fakewatch-sbi"
+
+
+def test_cli_refuses_a_distilled_member_without_teacher(toy_data) -> None:
+    from fakewatch.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--data", str(toy_data), "--no-register",
+                                       "--members", "fakewatch-hybrid-vit-distilled", "--device", "cpu"])
+    assert result.exit_code != 0 and "learn from a teacher" in result.output
 
 
 @pytest.mark.shared_data

@@ -1,5 +1,5 @@
-"""fakewatch's own trained ensembles (`fakewatch-sbi`, `embedding-svm`): files, registry entries
-and model card agree, and the weights load."""
+"""fakewatch's own trained ensembles (`fakewatch-sbi`, `embedding-svm`, `fakewatch-vit-distilled`):
+files, registry entries and model cards agree, and the weights load."""
 
 from __future__ import annotations
 
@@ -65,6 +65,11 @@ def test_registry_presets_are_the_cards(trained: tuple[TrainedEnsemble, ModelCar
 def test_the_sbi_presets_were_fitted_under_the_default_policy() -> None:
     card = ModelCard.model_validate(json.loads((WEIGHTS / "fakewatch-sbi.json").read_text()))
     assert card.policy == DEFAULT_POLICY  # presets were fitted on this policy's scores
+
+
+def test_the_distilled_member_names_its_teacher() -> None:
+    card = ModelCard.model_validate(json.loads((WEIGHTS / "fakewatch-hybrid-vit-distilled.json").read_text()))
+    assert card.training.teacher.startswith("'default'") and "mesonet-meso4-df" in card.training.teacher
 
 
 @pytest.mark.parametrize("model_id", MEMBER_IDS)

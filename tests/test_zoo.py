@@ -68,6 +68,11 @@ CASES = [
         {"image_size": 96, "dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "out_block": 4},
         96,
     ),
+    (
+        "hybrid_vit_distilled",
+        {"backbone": TINY_BACKBONE, "image_size": 64, "dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64},
+        64,
+    ),
     ("efficient_vit", SMALL_EFFICIENT_VIT, 64),
     ("cross_efficient_vit", SMALL_CROSS_VIT, 64),
     ("embedding_svm", {"backbone": TINY_BACKBONE, "embedding_dim": 16, "support_vectors": 5}, 64),

@@ -90,6 +90,20 @@ TINY_MEMBERS: dict[str, TinyMember] = {
     "tiny-effnet-half": TinyMember(
         "efficientnet", {"encoder": TINY_BACKBONE}, TINY_64_HALF_SPEC, seed=4
     ),
+    "tiny-hybrid-distilled": TinyMember(
+        "hybrid_vit_distilled",
+        {
+            "backbone": TINY_BACKBONE,
+            "image_size": 64,
+            "dim": 32,
+            "depth": 1,
+            "heads": 2,
+            "mlp_dim": 64,
+            "dropout": 0.0,
+        },
+        TINY_64_SPEC,
+        seed=5,
+    ),
 }
 
 

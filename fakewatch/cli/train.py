@@ -20,10 +20,13 @@ from models.config import DEFAULT_FRAMES
               show_default="the project's weights/", help="Where weights and the model card go.")
 @click.option("--register/--no-register", default=True, show_default=True,
               help="Record sha256, size, temperature and params in OUT/registry.toml.")
-@click.option("--ensemble", "ensemble_name", type=click.Choice(["fakewatch-sbi", "embedding-svm"]),
+@click.option("--ensemble", "ensemble_name", type=click.Choice(["fakewatch-sbi", "embedding-svm",
+                                                    "fakewatch-vit-distilled"]),
               default="fakewatch-sbi", show_default=True,
               help="The registry ensemble to train: its members, presets and model card "
-                   "(fakewatch-sbi: Lite0 + hybrid ViT; embedding-svm: seed 002's triplet embedding + SVM).")
+                   "(fakewatch-sbi: Lite0 + hybrid ViT; embedding-svm: seed 002's triplet embedding + SVM; "
+                   "fakewatch-vit-distilled: seed 001's "
+                   "distilled hybrid ViT, needs --teacher).")
 @click.option("--members", default=None, show_default="the ensemble's members",
               help="Comma-separated members to train.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the views, weights and draws.")
@@ -44,20 +47,25 @@ from models.config import DEFAULT_FRAMES
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
               help="Processes extracting faces (one decodes while another detects).")
+@click.option("--teacher", default=None,
+              help="Registry ensemble or model id that scores every training view for distilled "
+                   "members (e.g. default); needed exactly when one is trained.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Face-crop cache root (default: ~/.cache/fakewatch/crops).")
 def train(
     data_dir: Path, labels: Path | None, out_dir: Path | None, register: bool, ensemble_name: str,
     members: str | None, seed: int,
     frames: int, real_frames: int, folds: int, steps: int, batch_size: int, sbi_fraction: float,
-    protocol_only: bool, device: str, threads: int | None, workers: int, cache_dir: Path | None,
+    protocol_only: bool, device: str, threads: int | None, workers: int, teacher: str | None,
+    cache_dir: Path | None,
 ) -> None:
     """Train one of fakewatch's own ensembles from labelled videos.
 
     Runs the leave-sources-out protocol first (every member fitted once per fold, scored on the
     sources it left out), chooses the aggregation policy and the threshold presets on those
     out-of-fold scores, then fits each member on everything, calibrates, exports safetensors and
-    writes a model card with the protocol's tables.
+    writes a model card with the protocol's tables. A distilled member
+    (`fakewatch-hybrid-vit-distilled`) also learns a `--teacher`'s score of every view.
     """
     import torch
 
@@ -95,6 +103,7 @@ def train(
         cache_root=cache_dir,
         command=command_line(),
         ensemble=ensemble,
+        teacher=teacher,
     )
     try:
         if protocol_only:

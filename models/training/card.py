@@ -77,6 +77,7 @@ class TrainingCard(BaseModel):
     batch_size: int
     sbi_fraction: float
     augmentations: dict[str, str]
+    teacher: str | None = None  # what scored the views for distilled members
 
 
 class MachineCard(BaseModel):
@@ -154,6 +155,19 @@ def _protocol_section(card: ModelCard) -> list[str]:
     ]
 
 
+def _teacher_lines(teacher: str | None) -> list[str]:
+    """How a distilled member was taught, and how a larger teacher would take its place."""
+    if teacher is None:
+        return []
+    return [
+        (f"- teacher {teacher}. The loss is the mean of BCE(class head, label) and "
+         "BCE(distillation head, teacher's P(fake)); the member answers with its distillation head."),
+        ("- a larger teacher plugs in by name: any registry ensemble or model with weights on disk "
+         "(e.g. `--teacher dfdc-winner --device cuda` for the DFDC winner's B7s, the teacher of "
+         "Heo et al.), its crop cut from the student's as long as it needs no more context"),
+    ]
+
+
 def render_markdown(card: ModelCard) -> str:
     """The card for people: figures first, then how it was made."""
     overall = card.protocol.overall
@@ -209,6 +223,7 @@ def render_markdown(card: ModelCard) -> str:
          "shared equally by family, then source, then clip"),
         "- augmentations (real and fake views alike):",
         *[f"  - {name}: {how}" for name, how in training.augmentations.items()],
+        *_teacher_lines(training.teacher),
         "",
         "## Machine",
         "",

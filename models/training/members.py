@@ -4,7 +4,8 @@ registry ensembles `fakewatch train` can produce from them.
 All start from ImageNet EfficientNet-Lite0 (the only suitable weights installable offline) and
 share its frozen trunk (`trunk.py`); each trains the last backbone stage, the head convolution and
 its own classifier, with one of two objectives: a logistic loss on the logit, or (seed 002) a
-semi-hard triplet loss on an embedding followed by an SVM on it.
+semi-hard triplet loss on an embedding followed by an SVM on it. The distilled hybrid ViT
+learns from a teacher as well (`distill.py`, `teacher.py`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class MemberRecipe:
         imagenet_init: load ImageNet weights into the backbone (False: random, for tests and
             backbones without offline weights).
         objective: a key of `OBJECTIVES`, what the fit minimises.
+        distilled: the architecture has a distillation head (`heads()`) trained on a teacher's
+            scores; a run training it needs a teacher.
     """
 
     model_id: str
@@ -59,6 +62,7 @@ class MemberRecipe:
     trunk_blocks: int = DEFAULT_TRUNK_BLOCKS
     imagenet_init: bool = True
     objective: str = LOGISTIC
+    distilled: bool = False
 
     def build(self) -> nn.Module:
         """The architecture with the ImageNet backbone loaded strictly and the rest random."""
@@ -128,8 +132,21 @@ EMBEDDING_SVM = MemberRecipe(
     objective=TRIPLET_SVM,
 )
 
+HYBRID_VIT_DISTILLED = MemberRecipe(
+    model_id="fakewatch-hybrid-vit-distilled",
+    architecture="hybrid_vit_distilled",
+    params=dict(HYBRID_VIT.params),
+    backbone="backbone",
+    backbone_lr=1e-4,
+    head_lr=3e-4,
+    description="The hybrid ViT with a distillation token (Heo et al., DeiT-style heads): CLS head "
+    "trained on labels, distillation head on a teacher's scores; answers with the distillation logit.",
+    distilled=True,
+)
+
 MEMBERS: dict[str, MemberRecipe] = {
-    recipe.model_id: recipe for recipe in (EFFNET_LITE0, HYBRID_VIT, EMBEDDING_SVM)
+    recipe.model_id: recipe
+    for recipe in (EFFNET_LITE0, HYBRID_VIT, EMBEDDING_SVM, HYBRID_VIT_DISTILLED)
 }
 
 
@@ -150,5 +167,7 @@ TRAINED_ENSEMBLES: dict[str, TrainedEnsemble] = {
                         (EFFNET_LITE0.model_id, HYBRID_VIT.model_id)),
         TrainedEnsemble("embedding-svm", "fakewatch embedding + SVM (seed 002)",
                         "fakewatch-embedding-svm", (EMBEDDING_SVM.model_id,)),
+        TrainedEnsemble("fakewatch-vit-distilled", "fakewatch distilled hybrid ViT (seed 001)",
+                        "fakewatch-hybrid-vit-distilled", (HYBRID_VIT_DISTILLED.model_id,)),
     )
 }

@@ -1,7 +1,8 @@
 """A run's training views, rendered once and passed through the frozen trunk once.
 
 Each real crop gives `real_views` augmented copies (label real) and `sbi_views` self-blended,
-augmented copies (label fake); each genuine fake crop gives `fake_views` augmented copies. Every
+augmented copies (label fake); each genuine fake crop gives `fake_views` augmented copies. With a
+teacher (`teacher.py`, for distilled members) every view is also scored by it, once. Every
 view has its own seed drawn from (run seed, clip, crop, view, kind), so a pool is reproducible and
 does not depend on which clips a fold leaves out. Real and fake views go through the same
 augmentations, re-encoding included, so compression never tells the label.
@@ -10,6 +11,7 @@ augmentations, re-encoding included, so compression never tells the label.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +53,7 @@ class ViewPool:
     maps: np.ndarray  # (N, C, h, w) float16
     clip: np.ndarray  # (N,) index into the run's clip list
     kind: np.ndarray  # (N,) REAL_VIEW, SBI_VIEW or FAKE_VIEW
+    teacher: np.ndarray | None = None  # (N,) float32 teacher P(fake), when the run has a teacher
 
     @property
     def targets(self) -> np.ndarray:
@@ -78,10 +81,11 @@ def render_view(clip: TrainingClip, crop: int, rng: np.random.Generator, kind: i
     return augment(image, rng, config)
 
 
-def build_pool(clips: list[TrainingClip], trunk: Trunk, config: PoolConfig) -> ViewPool:
-    """Render every planned view and keep only its trunk map."""
+def build_pool(clips: list[TrainingClip], trunk: Trunk, config: PoolConfig,
+               teacher: Callable[[Sequence[np.ndarray]], np.ndarray] | None = None) -> ViewPool:
+    """Render every planned view and keep only its trunk map (and its `teacher` score)."""
     plan = plan_views(clips, config)
-    maps = []
+    maps, scores = [], []
     bar = tqdm(total=len(plan), desc="training views", unit="view", file=sys.stderr, disable=None)
     for start in range(0, len(plan), _RENDER_CHUNK):
         images = [
@@ -90,7 +94,10 @@ def build_pool(clips: list[TrainingClip], trunk: Trunk, config: PoolConfig) -> V
             for c, crop, view, kind in plan[start : start + _RENDER_CHUNK]
         ]
         maps.append(trunk(images))
+        if teacher is not None:
+            scores.append(teacher(images))
         bar.update(len(images))
     bar.close()
     entries = np.array(plan, np.int64).reshape(-1, 4)
-    return ViewPool(maps=np.concatenate(maps), clip=entries[:, 0], kind=entries[:, 3])
+    return ViewPool(maps=np.concatenate(maps), clip=entries[:, 0], kind=entries[:, 3],
+                    teacher=np.concatenate(scores) if teacher is not None else None)

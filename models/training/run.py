@@ -4,7 +4,8 @@
    `real_frames` per real clip, since each real face also gives a self-blended fake, and the
    detector's `frames` per fake clip.
 2. The training views (augmented real, self-blended and genuine fake crops) are rendered once and
-   passed once through the frozen ImageNet trunk (`trunk.py`, `pool.py`).
+   passed once through the frozen ImageNet trunk (`trunk.py`, `pool.py`), and once through the
+   teacher when a member is distilled (`teacher.py`).
 3. The leave-sources-out protocol (`models.protocol`): each member is fitted once per fold on the
    other folds and scores the fold's clips; temperatures, the aggregation policy and the preset
    thresholds are chosen on those out-of-fold scores, cross-fitted (`crossval.py`, `operating.py`).
@@ -63,6 +64,7 @@ from models.training.members import (
 from models.training.operating import ProtocolOutcome, evaluate_protocol, shipped_presets
 from models.training.pool import PoolConfig, TrainingClip, ViewPool, build_pool
 from models.training.register import update_ensemble_presets, update_model_entry
+from models.training.teacher import Teacher
 from models.training.top_fit import FitConfig
 from models.training.trunk import Trunk
 
@@ -92,6 +94,8 @@ class RunConfig:
         cache_root: crop cache root (None: the user cache folder).
         command: the command line, recorded in the card.
         ensemble: the registry ensemble whose presets the run sets, and its card's name.
+        teacher: registry ensemble or model id scoring every view for distilled members (needed
+            exactly when a member is distilled).
     """
 
     data_dir: Path
@@ -109,6 +113,7 @@ class RunConfig:
     cache_root: Path | None = None
     command: str = ""
     ensemble: TrainedEnsemble = DEFAULT_ENSEMBLE
+    teacher: str | None = None
 
 
 def _cpu_name() -> str:
@@ -138,10 +143,15 @@ def _labels_path(labels: Path | None, data_dir: Path) -> Path | None:
     raise TrainingDataError(f"labels file {labels} not found (nor in {data_dir})")
 
 
-def _check_members(recipes: tuple[MemberRecipe, ...], registry: Registry) -> CropSpec:
+def _check_members(recipes: tuple[MemberRecipe, ...], registry: Registry, teacher: str | None) -> CropSpec:
     """The one crop spec the members share, from their registry entries."""
     if not recipes:
         raise ConfigError("no members to train")
+    distilled = [r.model_id for r in recipes if r.distilled]
+    if distilled and teacher is None:
+        raise ConfigError(f"{distilled} learn from a teacher: name one (a registry ensemble or model)")
+    if teacher is not None and not distilled:
+        raise ConfigError(f"teacher {teacher!r} given, but no member to train is distilled")
     missing = [r.model_id for r in recipes if r.model_id not in registry.models]
     if missing:
         raise ConfigError(f"the registry has no entries {missing} for the members' weights")
@@ -161,6 +171,7 @@ class _Prepared:
     clips: list[TrainingClip]  # main person's crops, for training views
     faces: list[ClipFaces]  # every tracked face, as the detector scores them
     pool: ViewPool
+    teacher: str | None  # how the teacher scored the views, for the card
     without_face: list[LabeledVideo]
     errors: dict[Path, str]
     extraction_seconds: float
@@ -182,7 +193,7 @@ def _extract(config: RunConfig, spec: CropSpec, device: torch.device, videos: li
     return crops, errors, time.perf_counter() - started
 
 
-def _prepare(config: RunConfig, spec: CropSpec, device: torch.device,
+def _prepare(config: RunConfig, spec: CropSpec, device: torch.device, registry: Registry,
              echo: Callable[[str], None]) -> _Prepared:
     videos = list_labeled_videos(config.data_dir, _labels_path(config.labels, config.data_dir))
     missing = [str(v.path) for v in videos if not v.path.is_file()]
@@ -194,9 +205,11 @@ def _prepare(config: RunConfig, spec: CropSpec, device: torch.device,
     usable = [v for v in videos if v.path in crops and len(crops[v.path].tracked()[0])]
     clips = [TrainingClip(v, crops[v.path].main_person()) for v in usable]
     faces = [ClipFaces.of(v, crops[v.path], trunk) for v in usable]
-    pool = build_pool(clips, trunk, config.pool)
+    teacher = None if config.teacher is None else Teacher(config.teacher, registry, spec, device)
+    pool = build_pool(clips, trunk, config.pool, teacher)
     prepared = _Prepared(
         videos=usable, clips=clips, faces=faces, pool=pool,
+        teacher=None if teacher is None else teacher.describe(),
         without_face=[v for v in videos if v.path in crops and v not in usable],
         errors=errors, extraction_seconds=extraction_seconds,
         rendering_seconds=time.perf_counter() - started,
@@ -262,8 +275,9 @@ def _data_card(config: RunConfig, prepared: _Prepared, folds: list[Fold]) -> Dat
     )
 
 
-def _training_card(config: RunConfig) -> TrainingCard:
+def _training_card(config: RunConfig, teacher: str | None) -> TrainingCard:
     return TrainingCard(
+        teacher=teacher,
         command=config.command, seed=config.fit.seed, frames_per_fake_clip=config.frames,
         frames_per_real_clip=config.real_frames, folds=config.folds,
         views={"real": config.pool.real_views, "self-blended": config.pool.sbi_views,
@@ -282,12 +296,13 @@ def _machine_card(device: torch.device, prepared: _Prepared, total_seconds: floa
     )
 
 
-def _register(registry_path: Path, ensemble: TrainedEnsemble, card: ModelCard) -> None:
+def _register(registry_path: Path, config: RunConfig, card: ModelCard) -> None:
     """Record each member's file and calibration in its table, and the presets in the ensemble's."""
+    taught = f", distilled from '{config.teacher}'" if config.teacher else ""
     training_data = (
         f"{card.data.clips} research clips ({card.data.real_clips} real, {card.data.groups} identity "
-        f"groups) with self-blended images of their real faces; research-only, non-commercial data "
-        f"terms; cross-validated leaving whole sources out, see {ensemble.card_stem}.md"
+        f"groups) with self-blended images of their real faces{taught}; research-only, "
+        f"non-commercial data terms; cross-validated leaving whole sources out, see {config.ensemble.card_stem}.md"
     )
     for member in card.members:
         update_model_entry(registry_path, member.model_id, {
@@ -295,7 +310,7 @@ def _register(registry_path: Path, ensemble: TrainedEnsemble, card: ModelCard) -
             "temperature": round(member.temperature, 6), "params": member.params,
             "description": member.description, "training_data": training_data,
         })
-    update_ensemble_presets(registry_path, ensemble.name, card.presets)
+    update_ensemble_presets(registry_path, config.ensemble.name, card.presets)
 
 
 @dataclass(frozen=True)
@@ -311,8 +326,9 @@ class _Protocol:
 def _protocol(config: RunConfig, echo: Callable[[str], None]) -> _Protocol:
     """Extract, render, and run the leave-sources-out protocol."""
     device = resolve_device(config.device)
-    spec = _check_members(config.members, Registry.load(config.registry_path))
-    prepared = _prepare(config, spec, device, echo)
+    registry = Registry.load(config.registry_path)
+    spec = _check_members(config.members, registry, config.teacher)
+    prepared = _prepare(config, spec, device, registry, echo)
     folds = leave_sources_out(prepared.videos, config.folds)
     oof = out_of_fold(config.members, prepared.pool, prepared.clips, prepared.faces, folds,
                       config.fit, echo)
@@ -358,12 +374,12 @@ def run_training(config: RunConfig, echo: Callable[[str], None] = print) -> Mode
         preset_protocol=outcome.presets,
         crossfit_temperatures=outcome.temperatures,
         data=_data_card(config, prepared, folds),
-        training=_training_card(config),
+        training=_training_card(config, prepared.teacher),
         machine=_machine_card(device, prepared, time.perf_counter() - started),
     )
     write_card(card, render_markdown(card), config.out_dir, config.ensemble.card_stem)
     if config.registry_path:
-        _register(config.registry_path, config.ensemble, card)
+        _register(config.registry_path, config, card)
         echo(f"registered {', '.join(m.model_id for m in card.members)} and presets in "
              f"{config.registry_path}")
     echo(f"done in {(time.perf_counter() - started) / 60:.1f} min; card {config.ensemble.card_stem}.md")

@@ -5,6 +5,7 @@ clip came from: half the mass on real views (every real clip alike), the rest on
 between self-blended views of the real clips and genuine fakes; genuine fakes are shared equally
 between manipulation families, then between the sources of a family, then between its clips. A
 fixed number of steps, no early stopping: nothing is chosen on the clips the protocol reports.
+A distilled member's loss also pulls its distillation head toward the teacher's score of each view.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.errors import ConfigError
+from models.training.distill import distillation_loss
 from models.training.members import MemberRecipe
 from models.training.pool import FAKE_VIEW, REAL_VIEW, SBI_VIEW, TrainingClip, ViewPool
-from models.training.trunk import set_train_mode, top_logits, trainable_parameters
+from models.training.trunk import set_train_mode, top_features, top_logits, trainable_parameters
 
 PREDICT_BATCH = 512
 WARMUP_SHARE = 0.1  # of all steps, linear warm-up before the cosine decay
@@ -96,7 +99,7 @@ def optimiser_for(model: nn.Module, recipe: MemberRecipe, steps: int) -> tuple[t
     backbone = {id(p) for p in getattr(model, recipe.backbone).parameters()}
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = defaultdict(list)
     for name, parameter in trainable_parameters(model, recipe):
-        decay = parameter.ndim > 1 and not name.endswith(("pos_embed", "cls_token"))
+        decay = parameter.ndim > 1 and not name.endswith(("pos_embed", "cls_token", "dist_token"))
         groups[(id(parameter) in backbone, decay)].append(parameter)
     optimiser = torch.optim.AdamW([
         {"params": params, "lr": recipe.backbone_lr if in_backbone else recipe.head_lr,
@@ -106,21 +109,35 @@ def optimiser_for(model: nn.Module, recipe: MemberRecipe, steps: int) -> tuple[t
     return optimiser, torch.optim.lr_scheduler.LambdaLR(optimiser, warmup_cosine(steps))
 
 
+def batch_loss(model: nn.Module, recipe: MemberRecipe, maps: torch.Tensor, targets: torch.Tensor,
+               teacher: torch.Tensor | None) -> torch.Tensor:
+    """BCE on the labels; for a distilled member, `distillation_loss` with the teacher's scores."""
+    if not recipe.distilled:
+        return nn.functional.binary_cross_entropy_with_logits(top_logits(model, recipe, maps), targets)
+    if teacher is None:
+        raise ConfigError(f"{recipe.model_id} is distilled: its views need a teacher's scores")
+    class_logits, distillation_logits = model.heads(top_features(model, recipe, maps))
+    return distillation_loss(class_logits, distillation_logits, targets, teacher)
+
+
 def fit_top(recipe: MemberRecipe, pool: ViewPool, clips: list[TrainingClip], in_training: np.ndarray,
             config: FitConfig) -> nn.Module:
     """A whole member (ImageNet trunk, trained top) fitted on the views of `in_training` clips."""
+    if recipe.distilled and pool.teacher is None:
+        raise ConfigError(f"{recipe.model_id} is distilled: the run needs a teacher")
     torch.manual_seed(config.seed)
     model = recipe.build()
     optimiser, scheduler = optimiser_for(model, recipe, config.steps)
     weights = view_weights(pool, clips, in_training, config.sbi_fraction)
     rng = np.random.default_rng([config.seed, 1])
-    loss_fn = nn.BCEWithLogitsLoss()
     targets = torch.from_numpy(pool.targets)
+    teacher = None if pool.teacher is None else torch.from_numpy(pool.teacher)
     set_train_mode(model, recipe)
     for _ in range(config.steps):
         batch = rng.choice(len(weights), size=config.batch_size, p=weights)
         maps = torch.from_numpy(pool.maps[batch].astype(np.float32))
-        loss = loss_fn(top_logits(model, recipe, maps), targets[batch])
+        loss = batch_loss(model, recipe, maps, targets[batch],
+                          None if teacher is None else teacher[batch])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP_NORM)

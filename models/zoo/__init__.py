@@ -13,6 +13,7 @@ from models.zoo.efficient_vit import EfficientViT
 from models.zoo.efficientnet import DeepFakeClassifier
 from models.zoo.embedding_svm import EmbeddingSVM
 from models.zoo.hybrid_vit import HybridViT
+from models.zoo.hybrid_vit_distilled import HybridViTDistilled
 from models.zoo.mesonet import Meso4, MesoInception4
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
@@ -20,6 +21,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "efficient_vit": EfficientViT,
     "cross_efficient_vit": CrossEfficientViT,
     "hybrid_vit": HybridViT,
+    "hybrid_vit_distilled": HybridViTDistilled,
     "meso4": Meso4,
     "meso_inception4": MesoInception4,
     "embedding_svm": EmbeddingSVM,

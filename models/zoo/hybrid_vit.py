@@ -88,18 +88,21 @@ class HybridViT(nn.Module):
 
     def classify(self, feature_map: torch.Tensor) -> torch.Tensor:
         """Logits from the backbone map that becomes the tokens."""
+        return self.head(self.encode(feature_map, [self.cls_token])[:, 0]).squeeze(-1)
+
+    def encode(self, feature_map: torch.Tensor, prefix: list[nn.Parameter]) -> torch.Tensor:
+        """The encoder's normed output for the `prefix` tokens followed by the map's cells."""
         tokens = feature_map.flatten(2).transpose(1, 2)
-        if tokens.shape[1] + 1 != self.pos_embed.shape[1]:
+        if tokens.shape[1] + len(prefix) != self.pos_embed.shape[1]:
             raise ValueError(
                 f"a {tuple(feature_map.shape[-2:])} map gives {tokens.shape[1]} tokens; this model "
                 f"was built for {self.image_size}x{self.image_size} inputs "
-                f"({self.pos_embed.shape[1] - 1} tokens)"
+                f"({self.pos_embed.shape[1] - len(prefix)} tokens)"
             )
         tokens = self.patch_embed(tokens)
-        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        tokens = self.pos_drop(torch.cat((cls, tokens), dim=1) + self.pos_embed)
-        tokens = self.norm(self.encoder(tokens))
-        return self.head(tokens[:, 0]).squeeze(-1)
+        firsts = [token.expand(tokens.shape[0], -1, -1) for token in prefix]
+        tokens = self.pos_drop(torch.cat((*firsts, tokens), dim=1) + self.pos_embed)
+        return self.norm(self.encoder(tokens))
 
     def _feature_shape(self, image_size: int) -> tuple[int, int]:
         """(channels, tokens) of the map at `image_size`, by one dry run in eval mode so batch
