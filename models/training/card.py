@@ -23,6 +23,10 @@ DATA_LICENSE = (
     "none stated). The weights inherit these restrictions; the training clips and anything "
     "extracted from them are not distributed."
 )
+# The members, temperatures and thresholds scoring a fold never saw it; the policy was chosen on
+# every fold's scores, so the fold column does not say held-out.
+FOLD_TITLE = "fold (members, calibration and thresholds fitted on the other folds; policy chosen on all)"
+
 LIMITATIONS = [
     ("The protocol's folds hold whole sources out, but every fold still comes from the same "
     "research repositories; uploads from phones, other generators and other compressions will "
@@ -130,7 +134,7 @@ def _protocol_section(card: ModelCard) -> list[str]:
          "shipped threshold is fitted on all out-of-fold real videos. AUC intervals: 95% bootstrap "
          "over identity groups. Families: that family's fakes against every real clip."),
         "",
-        report_tables(card.protocol),
+        report_tables(card.protocol, fold_title=FOLD_TITLE),
         "",
         "### Threshold presets",
         "",
