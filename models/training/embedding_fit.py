@@ -18,9 +18,9 @@ from models.training.pool import TrainingClip, ViewPool
 from models.training.svm import fit_calibrated_svm, torch_svm
 from models.training.top_fit import (
     GRAD_CLIP_NORM,
-    PREDICT_BATCH,
     FitConfig,
     optimiser_for,
+    over_maps,
     view_weights,
 )
 from models.training.triplet import semi_hard_triplet_loss
@@ -32,13 +32,7 @@ DENSE_L2 = 1e-4
 
 def embed_maps(model: nn.Module, recipe: MemberRecipe, maps: np.ndarray) -> np.ndarray:
     """Eval-mode embeddings (N, D) of cached trunk maps."""
-    model.eval()
-    outputs = []
-    with torch.inference_mode():
-        for start in range(0, len(maps), PREDICT_BATCH):
-            chunk = torch.from_numpy(maps[start : start + PREDICT_BATCH].astype(np.float32))
-            outputs.append(model.embed(top_features(model, recipe, chunk)).numpy())
-    return np.concatenate(outputs)
+    return over_maps(model, maps, lambda chunk: model.embed(top_features(model, recipe, chunk)))
 
 
 def fit_embedding_svm(recipe: MemberRecipe, pool: ViewPool, clips: list[TrainingClip],

@@ -146,14 +146,21 @@ def fit_top(recipe: MemberRecipe, pool: ViewPool, clips: list[TrainingClip], in_
     return model.eval()
 
 
-def predict_top(model: nn.Module, recipe: MemberRecipe, maps: np.ndarray) -> np.ndarray:
-    """Logits of cached trunk maps, in eval mode and fp32 (as the detector scores on CPU)."""
+def over_maps(model: nn.Module, maps: np.ndarray,
+              forward: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+    """`forward` of cached trunk maps in batches, in eval mode and fp32 (as the detector scores on
+    CPU); an empty array for no maps."""
     model.eval()
     outputs = []
     with torch.inference_mode():
         for start in range(0, len(maps), PREDICT_BATCH):
             chunk = torch.from_numpy(maps[start : start + PREDICT_BATCH].astype(np.float32))
-            outputs.append(top_logits(model, recipe, chunk).numpy())
+            outputs.append(forward(chunk).numpy())
     return np.concatenate(outputs) if outputs else np.zeros(0, np.float32)
+
+
+def predict_top(model: nn.Module, recipe: MemberRecipe, maps: np.ndarray) -> np.ndarray:
+    """Logits of cached trunk maps."""
+    return over_maps(model, maps, lambda chunk: top_logits(model, recipe, chunk))
 
 
