@@ -25,6 +25,7 @@ from models.errors import FakewatchError
 from models.protocol.metrics import ProtocolMetrics, VideoScore, auc_of, protocol_metrics
 from models.protocol.tables import COLUMNS, metrics_row
 from models.schema import DetectionResult
+from models.ssim_pairs import PairInputs, grey_view
 
 CPU_COST_CROPS = 16  # crops per timed batch when measuring each model's cost
 
@@ -116,16 +117,24 @@ def compare(clips: Sequence[ClipScores], candidates: dict[str, Sequence[str]], p
 
 def cpu_cost(detector: Detector, repeats: int = 3) -> dict[str, float]:
     """Milliseconds per crop of each loaded model on this machine (best of `repeats` batches of
-    `CPU_COST_CROPS` random crops at the model's input size)."""
+    `CPU_COST_CROPS` random crops at the model's input size); for a model that also reads SSIM
+    maps, making them is part of the cost."""
     costs = {}
+    rng = np.random.default_rng(0)
     for member in detector.ensemble.members:
         size = member.entry.preprocessing.size
+        crops = rng.integers(0, 256, (CPU_COST_CROPS, size, size, 3), dtype=np.uint8)
         batch = torch.rand(CPU_COST_CROPS, 3, size, size, device=detector.device)
         best = float("inf")
         for _ in range(repeats):
             started = time.perf_counter()
             with torch.inference_mode():
-                member.model(batch)
+                if member.needs_pairs:
+                    pairs = PairInputs.of_track([grey_view(crop) for crop in crops])
+                    member.model(batch, *(torch.from_numpy(part).to(detector.device)
+                                          for part in (pairs.maps, pairs.stats)))
+                else:
+                    member.model(batch)
             best = min(best, time.perf_counter() - started)
         costs[member.entry.id] = 1000 * best / CPU_COST_CROPS
     return costs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from models.schema import (
 )
 from models.scoring_jobs import Crops, ScoringJobs
 from models.shots import frame_signature, shot_starts
+from models.ssim_pairs import NO_PAIR_REASON, NoPairError, PairInputs, grey_view
 from models.tracking import assign_identities, drop_short_tracks, min_track_length
 from models.video.decode import DecodeReport
 from models.video.prefetch import PREFETCH_DECODE_THREADS, PrefetchedFrames
@@ -175,9 +177,10 @@ class Detector:
         jobs = ScoringJobs(
             self._classifier,
             predict,
-            [m.entry.id for m in members],
+            [m.entry.id for m in members if not m.needs_pairs],
             help_at_end=self.device.type == "cpu",
         )
+        pair_members = [m for m in members if m.needs_pairs]
         report("decode", 0.0)
         scan = _scan_video(
             path,
@@ -185,6 +188,7 @@ class Detector:
             faces_model.select([m.entry.preprocessing.detector for m in members]),
             jobs,
             list(dict.fromkeys(m.entry.preprocessing for m in members)),
+            {m.entry.preprocessing for m in pair_members},
             clock,
             report,
             decoder_threads(self.device),
@@ -192,6 +196,15 @@ class Detector:
         info, frames = scan.info, scan.frames
         with clock.stage("detect_faces"):
             located = _locate(scan)
+        warnings = scan.decode.warnings()
+        if pair_members:
+            located, unpaired = _paired_only(located)
+            if unpaired:
+                warnings.append(
+                    f"{unpaired} face(s) of people seen in one sampled frame only were not scored: "
+                    f"{', '.join(m.entry.id for m in pair_members)} compare each face with the same "
+                    "person's face in the neighbouring sampled frame"
+                )
         if not located:
             clock.seconds["total"] = time.perf_counter() - started
             return self._no_face(
@@ -199,12 +212,16 @@ class Detector:
                 scan.decode,
             )
 
+        identities = np.array([f.identity for f in located])
+        per_model = scan.probabilities_of([f.face for f in located])
+        if pair_members:
+            with clock.stage("classify"):
+                per_model |= self._classifier.submit(
+                    _score_pairs, ensemble, pair_members, scan, located, identities
+                ).result()
         with clock.stage("aggregate"):
             report("aggregate", 0.0)
-            scores = CropScores(
-                identities=np.array([f.identity for f in located]),
-                per_model=scan.probabilities_of([f.face for f in located]),
-            )
+            scores = CropScores(identities=identities, per_model=per_model)
             video_probability = policy.video_score(scores)
             result_frames = _frame_scores(frames, located, scores)
             identities = _identity_scores(policy, scores, result_frames, point.threshold)
@@ -224,7 +241,7 @@ class Detector:
             video=info,
             sampled_frames=len(frames),
             decoded_fraction=scan.decode.fraction,
-            warnings=scan.decode.warnings(),
+            warnings=warnings,
             timings=clock.seconds,
         )
 
@@ -289,6 +306,7 @@ class _Scan:
     faces_per_frame: list[list[Face]]
     appearances: list[np.ndarray]  # per frame, (faces, D) `describe_face` descriptors
     signatures: list[np.ndarray]  # per frame, its `frame_signature` (for shot cuts)
+    kept_crops: dict[CropSpec, dict[Face, np.ndarray]]  # uint8 crops for members scored after tracking
     _row: dict[Face, int]
     _per_model: dict[str, np.ndarray]
 
@@ -304,6 +322,7 @@ def _scan_video(
     faces_model: FamilyFaces,
     jobs: ScoringJobs,
     specs: Sequence[CropSpec],
+    kept_specs: set[CropSpec],
     clock: _Stopwatch,
     report: Progress,
     decode_threads: int,
@@ -318,12 +337,15 @@ def _scan_video(
     sum. Every face is classified as soon as it is found, before tracking
     decides which faces form a person (tracking then drops one-off detections, whose scores were
     wasted work; they are rare), and only one batch of full-resolution frames is held at a time.
+    Crops of `kept_specs` are kept for the members that compare a person's crops across frames,
+    which can only run once tracking has said who is who (`_score_pairs`).
     `decode` and `classify` are their threads' own times, so they overlap the other stages.
     """
     frames: list[_FramePosition] = []
     faces_per_frame: list[list[Face]] = []
     appearances: list[np.ndarray] = []
     signatures: list[np.ndarray] = []
+    kept_crops: dict[CropSpec, dict[Face, np.ndarray]] = {spec: {} for spec in kept_specs}
     scored: list[Face] = []
     try:
         with PrefetchedFrames(path, sampling, decode_threads=decode_threads) as prefetch:
@@ -348,16 +370,16 @@ def _scan_video(
                 done = _fraction(len(frames), sampling)
                 with clock.stage("crop"):
                     report("crop", done)
-                    crops = {
-                        spec: crops_to_tensor(
-                            [
-                                crop_face(frame.image, box, spec)
-                                for (frame, _), box in zip(located, boxes[spec.detector], strict=True)
-                            ],
-                            spec,
-                        )
+                    cut = {
+                        spec: [
+                            crop_face(frame.image, box, spec)
+                            for (frame, _), box in zip(located, boxes[spec.detector], strict=True)
+                        ]
                         for spec in specs
                     }
+                    for spec, kept in kept_crops.items():
+                        kept.update(zip((face for _, face in located), cut[spec], strict=True))
+                    crops = {spec: crops_to_tensor(images, spec) for spec, images in cut.items()}
                 report("classify", done)
                 jobs.submit(crops)
                 scored.extend(face for _, face in located)
@@ -374,9 +396,38 @@ def _scan_video(
         faces_per_frame=faces_per_frame,
         appearances=appearances,
         signatures=signatures,
+        kept_crops=kept_crops,
         _row={face: row for row, face in enumerate(scored)},
         _per_model=per_model,
     )
+
+
+def _paired_only(located: list[_LocatedFace]) -> tuple[list[_LocatedFace], int]:
+    """The faces of people seen in at least two sampled frames, and how many others there were.
+
+    Raises NoPairError when nobody is (an image, or a clip too short for two sampled frames).
+    """
+    counts = Counter(item.identity for item in located)
+    paired = [item for item in located if counts[item.identity] >= 2]
+    if located and not paired:
+        raise NoPairError(NO_PAIR_REASON)
+    renumber = {identity: new for new, identity in enumerate(dict.fromkeys(i.identity for i in paired))}
+    for item in paired:
+        item.identity = renumber[item.identity]
+    return paired, len(located) - len(paired)
+
+
+def _score_pairs(ensemble: Ensemble, members: Sequence[Member], scan: _Scan,
+                 located: Sequence[_LocatedFace], identities: np.ndarray) -> dict[str, np.ndarray]:
+    """P(fake) of the tracked faces from members that compare each face with the same person's
+    crop in the neighbouring sampled frame. Raises NoPairError for a person seen once."""
+    per_model: dict[str, np.ndarray] = {}
+    for spec in dict.fromkeys(m.entry.preprocessing for m in members):
+        images = [scan.kept_crops[spec][item.face] for item in located]
+        pairs = PairInputs.of_faces([grey_view(image) for image in images], identities)
+        ids = [m.entry.id for m in members if m.entry.preprocessing == spec]
+        per_model |= ensemble.predict({spec: crops_to_tensor(images, spec)}, ids, pairs)
+    return per_model
 
 
 def _fraction(frames_done: int, sampling: FrameSampling) -> float:

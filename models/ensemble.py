@@ -15,6 +15,7 @@ from models.device import inference_context, inference_dtype
 from models.errors import ConfigError
 from models.registry import ModelEntry, Registry
 from models.schema import ModelInfo
+from models.ssim_pairs import SSIM_SIZE, PairInputs
 from models.zoo.inference_form import to_inference_form
 
 DEFAULT_BATCH_SIZE = 64  # crops per forward; a 32-frame video with one face is one batch.
@@ -29,6 +30,12 @@ CUDA_BATCH_BUCKETS = (8, 16, 32, DEFAULT_BATCH_SIZE)
 class Member:
     entry: ModelEntry
     model: nn.Module
+
+    @property
+    def needs_pairs(self) -> bool:
+        """The member also reads each face's SSIM map with the same person's neighbouring crop
+        (`models.ssim_pairs`), so it can score a face only once the person is tracked."""
+        return bool(getattr(self.model, "pair_inputs", False))
 
     @property
     def info(self) -> ModelInfo:
@@ -96,15 +103,17 @@ class Ensemble:
         self,
         crops: Mapping[CropSpec, torch.Tensor],
         model_ids: Sequence[str] | None = None,
+        pairs: PairInputs | None = None,
     ) -> dict[str, np.ndarray]:
         """P(fake) per crop for each selected member, temperature-calibrated.
 
         Args:
             crops: one (N,3,S,S) tensor per crop spec, the same N faces in the same order.
             model_ids: subset of members to run; None runs all.
+            pairs: the N faces' SSIM inputs, needed exactly when a selected member `needs_pairs`.
         """
         return {
-            member.entry.id: self._predict_member(member, crops[member.entry.preprocessing])
+            member.entry.id: self._predict_member(member, crops[member.entry.preprocessing], pairs)
             for member in self.select(model_ids)
         }
 
@@ -114,7 +123,9 @@ class Ensemble:
         sizes = self._bucket_sizes() if self.pad_batches else (1,)
         for size in sizes:
             self.predict(
-                {spec: torch.zeros(size, 3, spec.size, spec.size) for spec in self.specs}
+                {spec: torch.zeros(size, 3, spec.size, spec.size) for spec in self.specs},
+                pairs=PairInputs(np.ones((size, 1, SSIM_SIZE, SSIM_SIZE), np.float32),
+                                 np.zeros((size, 2), np.float32)),
             )
 
     def _bucket_sizes(self) -> tuple[int, ...]:
@@ -128,15 +139,27 @@ class Ensemble:
         size = next(b for b in self._bucket_sizes() if b >= len(chunk))
         return torch.cat([chunk, chunk.new_zeros(size - len(chunk), *chunk.shape[1:])])
 
-    def _predict_member(self, member: Member, batch: torch.Tensor) -> np.ndarray:
+    def _predict_member(self, member: Member, batch: torch.Tensor, pairs: PairInputs | None) -> np.ndarray:
+        if member.needs_pairs and pairs is None:
+            raise ConfigError(
+                f"model {member.entry.id} compares each face with the same person's neighbouring "
+                "crop; it scores videos, after tracking, not single crops"
+            )
         logits = []
         with inference_context(self.device, self.dtype):
             for start in range(0, len(batch), self.batch_size):
                 chunk = batch[start : start + self.batch_size]
-                padded = self._padded(chunk).to(
+                inputs = [self._padded(chunk).to(
                     self.device, non_blocking=True, memory_format=torch.channels_last
-                )
-                logits.append(member.model(padded).float().reshape(-1)[: len(chunk)])
+                )]
+                if member.needs_pairs:
+                    assert pairs is not None
+                    inputs += [
+                        self._padded(torch.from_numpy(part[start : start + self.batch_size])).to(
+                            self.device, non_blocking=True)
+                        for part in (pairs.maps, pairs.stats)
+                    ]
+                logits.append(member.model(*inputs).float().reshape(-1)[: len(chunk)])
         # float64 before the sigmoid: in float32 every logit above ~17 rounds to P(fake) = 1, and
         # MesoNet's logits reach 40, so the probability would no longer say which crop was surer.
         calibrated = torch.cat(logits).double() / member.entry.temperature

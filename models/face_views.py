@@ -102,12 +102,20 @@ def face_heatmap(
     ensemble: Ensemble,
     model_ids: Sequence[str],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The face's thumbnail and its occlusion map over the members that scored it."""
+    """The face's thumbnail and its occlusion map over the members that scored it from its crop
+    alone (a member that also compares it with a neighbouring frame would need that frame
+    occluded alike, which is not what the map shows)."""
     face = scored_faces(result).get(ref)
     if face is None:
         raise ViewError(f"frame {ref.frame} has no face {ref.face} in this result")
+    members = [m for m in ensemble.select(model_ids) if not m.needs_pairs]
+    if not members:
+        raise ViewError(
+            f"no heatmap: {', '.join(model_ids)} judge each face together with the same person's "
+            "face in the neighbouring frame, and the heatmap shows single-crop models only"
+        )
+    model_ids = [m.entry.id for m in members]
     image = sampled_images(path, sampling, {ref.frame})[ref.frame]
-    members = ensemble.select(model_ids)
     specs = list(dict.fromkeys(m.entry.preprocessing for m in members))
     region = face_region(image, face, specs[0])
 

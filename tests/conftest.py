@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", str(TORCH_THREADS))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_TRAIN_DIR = REPO_ROOT.parent / "shared" / "data" / "train"
+TOY_GROUPS = 4  # sources of `toy_data`, one real and one fake clip each
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +85,17 @@ def shared_train_dir() -> Path:
             f"research data not present at ../{SHARED_TRAIN_DIR.relative_to(REPO_ROOT.parent)}"
         )
     return SHARED_TRAIN_DIR
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight short two-person clips from four sources, one REAL and one FAKE each, with a labels.csv."""
+    root = tmp_path_factory.mktemp("toy_data")
+    rows = ["file,label,group,subset,family"]
+    for group in range(TOY_GROUPS):
+        for label, family in (("REAL", "none"), ("FAKE", "faceswap" if group % 2 else "lipsync")):
+            name = f"clips/g{group}_{label.lower()}.mp4"
+            media.make_face_video(root / name, faces=2, frames=6, fps=6, width=320, height=180)
+            rows.append(f"{name},{label},toy:{group},source_{group},{family}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root

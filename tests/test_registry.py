@@ -519,7 +519,7 @@ def test_every_project_entry_builds(project_registry: Registry) -> None:
                 assert model.image_size == entry.preprocessing.size
             built[key] = {k: v.shape for k, v in model.state_dict().items()}
             del model
-    assert len(built) == 9  # six families, the distilled hybrid ViT, MesoNet-4 and MesoInception-4
+    assert len(built) == 10  # six families, the distilled hybrid ViT, MesoNet-4, MesoInception-4 and its SSIM variant
     b7 = built["efficientnet [('encoder', 'tf_efficientnet_b7.ns_jft_in1k')]"]
     # the key examples from selim's checkpoints, with the B7 widths
     assert b7["encoder.conv_stem.weight"] == (64, 3, 3, 3)

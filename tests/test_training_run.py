@@ -25,11 +25,10 @@ from models.training.operating import DEFAULT_PRESET, PRESET_MAX_FPR
 from models.training.pool import PoolConfig
 from models.training.run import CARD_STEM, RunConfig, run_protocol_only, run_training
 from models.training.top_fit import FitConfig
-from tests import media
 from tests.conftest import SHARED_TRAIN_DIR
+from tests.conftest import TOY_GROUPS as GROUPS
 from tests.tiny_models import TINY_MEMBERS, write_test_registry
 
-GROUPS = 4
 FRAMES = 3
 REAL_FRAMES = 4
 TINY_TRUNK_BLOCKS = 3  # of test_efficientnet's 5 stages
@@ -46,20 +45,6 @@ TINY_RECIPES = (
         trunk_blocks=TINY_TRUNK_BLOCKS, imagenet_init=False,
     ),
 )
-
-
-@pytest.fixture(scope="module")
-def toy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Eight short two-person clips from four sources, one REAL and one FAKE each, with a labels.csv."""
-    root = tmp_path_factory.mktemp("toy_data")
-    rows = ["file,label,group,subset,family"]
-    for group in range(GROUPS):
-        for label, family in (("REAL", "none"), ("FAKE", "faceswap" if group % 2 else "lipsync")):
-            name = f"clips/g{group}_{label.lower()}.mp4"
-            media.make_face_video(root / name, faces=2, frames=6, fps=6, width=320, height=180)
-            rows.append(f"{name},{label},toy:{group},source_{group},{family}")
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    return root
 
 
 def _config(data: Path, out: Path, cache: Path) -> RunConfig:

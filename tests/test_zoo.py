@@ -1,4 +1,5 @@
-"""Every architecture builds and maps (N, 3, H, W) to (N,) logits; reference key layouts hold."""
+"""Every architecture builds and maps (N, 3, H, W) (and SSIM inputs, where it reads them) to (N,)
+logits; reference key layouts hold."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from models.zoo import ARCHITECTURES, build_classifier
 from models.zoo._coccomini_parts import patchify
 from models.zoo.cross_efficient_vit import CrossEfficientViT
 from models.zoo.efficient_vit import EfficientViT
-from tests.tiny_models import TINY_BACKBONE, seeded_model
+from tests.tiny_models import TINY_BACKBONE, model_inputs, seeded_model
 
 # Small settings: the B0 extractor stays the published one; at 64 px its head map is 2x2 and its
 # stage-2 map 16x16, so these patch sizes give 4 tokens per branch.
@@ -49,6 +50,7 @@ SMALL_CROSS_VIT = {
 CASES = [
     ("meso4", {}, 256),
     ("meso_inception4", {}, 256),
+    ("meso_inception4_ssim", {}, 256),
     ("efficientnet", {"encoder": "tf_efficientnet_b0"}, 64),
     ("efficientnet", {"encoder": "tf_efficientnet_lite0"}, 64),
     (
@@ -85,7 +87,7 @@ def test_every_architecture_returns_one_logit_per_image(
 ) -> None:
     model = seeded_model(architecture, params, size, seed=0)
     with torch.no_grad():
-        logits = model(torch.rand(3, 3, size, size))
+        logits = model(*model_inputs(model, torch.rand(3, 3, size, size)))
     assert logits.shape == (3,) and logits.dtype == torch.float32
     assert torch.isfinite(logits).all()
     assert len(set(logits.tolist())) == 3  # different images, different scores

@@ -19,6 +19,7 @@ from models.checkpoints import save_safetensors
 from models.crops import CropSpec
 from models.face_settings import FaceSettings
 from models.registry import ModelEntry, Registry
+from models.ssim_pairs import SSIM_SIZE
 from models.zoo import build_classifier
 
 REGISTRY_NAME = "registry.toml"
@@ -104,6 +105,7 @@ TINY_MEMBERS: dict[str, TinyMember] = {
         TINY_64_SPEC,
         seed=5,
     ),
+    "tiny-meso-ssim": TinyMember("meso_inception4_ssim", {"image_size": 128}, TINY_MESO_SPEC, seed=6),
 }
 
 
@@ -120,10 +122,18 @@ def calibrate_batchnorm_(model: nn.Module, images: torch.Tensor) -> nn.Module:
         norm.momentum = 1.0
     model.train()
     with torch.no_grad():
-        model(images)
+        model(*model_inputs(model, images))
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     return model.eval()
+
+
+def model_inputs(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """`images`, and random SSIM inputs when the model also reads them."""
+    if not getattr(model, "pair_inputs", False):
+        return (images,)
+    maps = torch.rand(len(images), 1, SSIM_SIZE, SSIM_SIZE) * 2 - 1
+    return images, maps, torch.rand(len(images), 2)
 
 
 def seeded_model(architecture: str, params: Mapping[str, Any], size: int, seed: int) -> nn.Module:

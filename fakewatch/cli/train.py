@@ -1,12 +1,18 @@
-"""`fakewatch train`: train one of fakewatch's own ensembles (`fakewatch-sbi`, `embedding-svm`) and register it."""
+"""`fakewatch train`: train one of fakewatch's own ensembles (`fakewatch-sbi`, `embedding-svm`,
+`fakewatch-vit-distilled`, `meso-ssim`) and register it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from models.config import DEFAULT_FRAMES
+
+PAIR_ENSEMBLE = "meso-ssim"
+# Options of the SBI-trained Lite members that seed 004's SSIM model has no use for.
+NOT_FOR_PAIRS = ("members", "real_frames", "sbi_fraction", "teacher", "steps")
 
 
 @click.command("train")
@@ -21,12 +27,13 @@ from models.config import DEFAULT_FRAMES
 @click.option("--register/--no-register", default=True, show_default=True,
               help="Record sha256, size, temperature and params in OUT/registry.toml.")
 @click.option("--ensemble", "ensemble_name", type=click.Choice(["fakewatch-sbi", "embedding-svm",
-                                                    "fakewatch-vit-distilled"]),
+                                                    "fakewatch-vit-distilled", PAIR_ENSEMBLE]),
               default="fakewatch-sbi", show_default=True,
               help="The registry ensemble to train: its members, presets and model card "
                    "(fakewatch-sbi: Lite0 + hybrid ViT; embedding-svm: seed 002's triplet embedding + SVM; "
                    "fakewatch-vit-distilled: seed 001's "
-                   "distilled hybrid ViT, needs --teacher).")
+                   "distilled hybrid ViT, needs --teacher; meso-ssim: seed 004's MesoInception-4 "
+                   "with SSIM maps between a person's consecutive crops).")
 @click.option("--members", default=None, show_default="the ensemble's members",
               help="Comma-separated members to train.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the views, weights and draws.")
@@ -37,7 +44,8 @@ from models.config import DEFAULT_FRAMES
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True,
               help="Leave-sources-out folds of the protocol.")
 @click.option("--steps", type=click.IntRange(1), default=600, show_default=True,
-              help="Optimiser steps of every fit (one per fold and member, then the final ones).")
+              help="Optimiser steps of every fit (one per fold and member, then the final ones); "
+                   "meso-ssim chooses its own by nested cross-validation.")
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--sbi-fraction", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Share of the fake mass given to self-blended views of real faces.")
@@ -52,8 +60,9 @@ from models.config import DEFAULT_FRAMES
                    "members (e.g. default); needed exactly when one is trained.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Face-crop cache root (default: ~/.cache/fakewatch/crops).")
+@click.pass_context
 def train(
-    data_dir: Path, labels: Path | None, out_dir: Path | None, register: bool, ensemble_name: str,
+    ctx: click.Context, data_dir: Path, labels: Path | None, out_dir: Path | None, register: bool, ensemble_name: str,
     members: str | None, seed: int,
     frames: int, real_frames: int, folds: int, steps: int, batch_size: int, sbi_fraction: float,
     protocol_only: bool, device: str, threads: int | None, workers: int, teacher: str | None,
@@ -66,6 +75,7 @@ def train(
     out-of-fold scores, then fits each member on everything, calibrates, exports safetensors and
     writes a model card with the protocol's tables. A distilled member
     (`fakewatch-hybrid-vit-distilled`) also learns a `--teacher`'s score of every view.
+    `meso-ssim` samples --frames from every clip and trains on genuine clips only.
     """
     import torch
 
@@ -79,6 +89,14 @@ def train(
     out_dir = out_dir or WEIGHTS_DIR
     if threads is not None:
         torch.set_num_threads(threads)
+    if ensemble_name == PAIR_ENSEMBLE:
+        given = [f"--{name.replace('_', '-')}" for name in NOT_FOR_PAIRS
+                 if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} do not apply to {PAIR_ENSEMBLE}")
+        _train_pairs(data_dir, labels, out_dir, register, seed, frames, folds, batch_size,
+                     protocol_only, device, workers, cache_dir)
+        return
     ensemble = TRAINED_ENSEMBLES[ensemble_name]
     names = [m.strip() for m in members.split(",") if m.strip()] if members else list(ensemble.members)
     unknown = [name for name in names if name not in MEMBERS]
@@ -110,5 +128,31 @@ def train(
             click.echo(run_protocol_only(config, echo=click.echo))
         else:
             run_training(config, echo=click.echo)
+    except FakewatchError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _train_pairs(data_dir: Path, labels: Path | None, out_dir: Path, register: bool, seed: int,
+                 frames: int, folds: int, batch_size: int, protocol_only: bool,
+                 device: str, workers: int, cache_dir: Path | None) -> None:
+    """Seed 004's two-input MesoInception-4 (`models.training.pair_run`)."""
+    from models.errors import FakewatchError
+    from models.training.pair_fit import PairFitConfig
+    from models.training.pair_run import PairRunConfig, run_pair_protocol_only, run_pair_training
+    from models.training.run import command_line
+
+    registry_path = out_dir / "registry.toml" if register else None
+    if registry_path is not None and not registry_path.is_file():
+        raise click.ClickException(f"{registry_path} does not exist: give --no-register or an --out with a registry")
+    config = PairRunConfig(
+        data_dir=data_dir, labels=labels, out_dir=out_dir, registry_path=registry_path, frames=frames, folds=folds,
+        fit=PairFitConfig(batch_size=batch_size, seed=seed),
+        device=device, workers=workers, cache_root=cache_dir, command=command_line(),
+    )
+    try:
+        if protocol_only:
+            click.echo(run_pair_protocol_only(config, echo=click.echo))
+        else:
+            run_pair_training(config, echo=click.echo)
     except FakewatchError as error:
         raise click.ClickException(str(error)) from error

@@ -51,7 +51,7 @@ class MemberCard(BaseModel):
     sha256: str
     size_bytes: int
     dtype: str
-    fp16_check: dict[str, float]
+    fp16_check: dict[str, float] | None  # None: stored in fp32 without trying fp16 (small file)
     temperature: float
     training_seconds: float
 
@@ -82,6 +82,7 @@ class TrainingCard(BaseModel):
     sbi_fraction: float
     augmentations: dict[str, str]
     teacher: str | None = None  # what scored the views for distilled members
+    fit_mix: str | None = None  # what one fit draws, when not the SBI mix
 
 
 class MachineCard(BaseModel):
@@ -110,6 +111,7 @@ class ModelCard(BaseModel):
     training: TrainingCard
     machine: MachineCard
     limitations: list[str] = LIMITATIONS
+    variants: dict[str, ProtocolMetrics] = {}  # other settings run under the same protocol
 
 
 def presets_table(presets: list[ThresholdPreset]) -> list[str]:
@@ -152,11 +154,35 @@ def _protocol_section(card: ModelCard) -> list[str]:
         "",
         table("member", card.member_protocol),
         "",
+        *_variants_section(card.variants),
         "### Folds",
         "",
         *[f"- fold {k}: {', '.join(sources)}" for k, sources in card.data.folds.items()],
         "",
     ]
+
+
+def _variants_section(variants: dict[str, ProtocolMetrics]) -> list[str]:
+    if not variants:
+        return []
+    return [
+        "### Variants under the same protocol",
+        "",
+        ("The same folds, fits and policy with one setting changed, to show what that setting "
+         "adds; none of these is what ships."),
+        "",
+        table("variant", variants),
+        "",
+    ]
+
+
+def _weights_line(member: MemberCard) -> str:
+    check = member.fp16_check
+    if check is None:
+        return f"- file: `{member.file}` ({member.dtype}, {member.size_bytes} bytes)"
+    return (f"- file: `{member.file}` ({member.dtype}, {member.size_bytes} bytes); fp16 rounding "
+            f"moved P(fake) by {check['mean_probability_change']:.4f} on average (max "
+            f"{check['max_probability_change']:.4f})")
 
 
 def _teacher_lines(teacher: str | None) -> list[str]:
@@ -170,6 +196,13 @@ def _teacher_lines(teacher: str | None) -> list[str]:
          "(e.g. `--teacher dfdc-winner --device cuda` for the DFDC winner's B7s, the teacher of "
          "Heo et al.), its crop cut from the student's as long as it needs no more context"),
     ]
+
+
+def _fit_mix(training: TrainingCard) -> str:
+    if training.fit_mix is not None:
+        return training.fit_mix
+    return (f"half the mass real, {training.sbi_fraction:.0%} of the fake mass self-blended, the "
+            "rest genuine fakes shared equally by family, then source, then clip")
 
 
 def render_markdown(card: ModelCard) -> str:
@@ -187,7 +220,6 @@ def render_markdown(card: ModelCard) -> str:
         "",
     ]
     for member in card.members:
-        check = member.fp16_check
         lines += [
             f"### {member.model_id}",
             "",
@@ -196,9 +228,7 @@ def render_markdown(card: ModelCard) -> str:
             f"- architecture: `{member.architecture}` {member.params}",
             f"- init: {member.init_weights}; trained: {member.trained}",
             f"- learning rates: {member.learning_rates}",
-            (f"- file: `{member.file}` ({member.dtype}, {member.size_bytes} bytes); fp16 rounding "
-             f"moved P(fake) by {check['mean_probability_change']:.4f} on average (max "
-             f"{check['max_probability_change']:.4f})"),
+            _weights_line(member),
             f"- sha256: `{member.sha256}`",
             (f"- temperature: {member.temperature:.4f} (P(fake) = sigmoid(logit / T)), fitted on "
              f"every out-of-fold logit; per fold: {card.crossfit_temperatures[member.model_id]}"),
@@ -222,9 +252,7 @@ def render_markdown(card: ModelCard) -> str:
         (f"- seed {training.seed}; {training.frames_per_real_clip} frames per real clip, "
          f"{training.frames_per_fake_clip} per fake clip; {training.folds} folds"),
         f"- views per crop: {training.views}",
-        (f"- every fit: {training.steps} steps of {training.batch_size} views; half the mass real, "
-         f"{training.sbi_fraction:.0%} of the fake mass self-blended, the rest genuine fakes "
-         "shared equally by family, then source, then clip"),
+        f"- every fit: {training.steps} steps of {training.batch_size} views; {_fit_mix(training)}",
         "- augmentations (real and fake views alike):",
         *[f"  - {name}: {how}" for name, how in training.augmentations.items()],
         *_teacher_lines(training.teacher),
@@ -233,7 +261,7 @@ def render_markdown(card: ModelCard) -> str:
         "",
         (f"- {machine.device}, {machine.cpu}, {machine.threads} threads, torch {machine.torch}, "
          f"timm {machine.timm}"),
-        (f"- face extraction {machine.extraction_seconds / 60:.1f} min, views and trunk maps "
+        (f"- face extraction {machine.extraction_seconds / 60:.1f} min, views and frozen features "
          f"{machine.rendering_seconds / 60:.1f} min, total {machine.total_seconds / 60:.1f} min"),
         "",
         "## Limitations",

@@ -116,7 +116,7 @@ class RunConfig:
     teacher: str | None = None
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     """The CPU model as Linux names it, else what Python's platform module knows."""
     cpuinfo = Path("/proc/cpuinfo")
     lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
@@ -125,7 +125,7 @@ def _cpu_name() -> str:
     return f"{name} ({os.cpu_count()} cores)"
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_path(path: Path, root: Path) -> str:
     """A path as the card may show it: relative to the data folder, never a machine path."""
     try:
         return str(path.resolve().relative_to(root.resolve()))
@@ -133,7 +133,7 @@ def _relative(path: Path, root: Path) -> str:
         return path.name
 
 
-def _labels_path(labels: Path | None, data_dir: Path) -> Path | None:
+def labels_path(labels: Path | None, data_dir: Path) -> Path | None:
     """`--labels` as given when it exists, else relative to the data folder."""
     if labels is None or labels.is_file():
         return labels
@@ -195,7 +195,7 @@ def _extract(config: RunConfig, spec: CropSpec, device: torch.device, videos: li
 
 def _prepare(config: RunConfig, spec: CropSpec, device: torch.device, registry: Registry,
              echo: Callable[[str], None]) -> _Prepared:
-    videos = list_labeled_videos(config.data_dir, _labels_path(config.labels, config.data_dir))
+    videos = list_labeled_videos(config.data_dir, labels_path(config.labels, config.data_dir))
     missing = [str(v.path) for v in videos if not v.path.is_file()]
     if missing:
         raise TrainingDataError(f"{len(missing)} labelled video(s) not found, e.g. {missing[0]}")
@@ -270,8 +270,8 @@ def _data_card(config: RunConfig, prepared: _Prepared, folds: list[Fold]) -> Dat
         training_views=len(prepared.pool.clip),
         folds={f"{fold.index}": fold.sources for fold in folds},
         clips_by_subset=dict(sorted(by_subset.items())),
-        clips_without_face=[_relative(v.path, config.data_dir) for v in prepared.without_face],
-        extraction_errors={_relative(p, config.data_dir): e for p, e in prepared.errors.items()},
+        clips_without_face=[relative_path(v.path, config.data_dir) for v in prepared.without_face],
+        extraction_errors={relative_path(p, config.data_dir): e for p, e in prepared.errors.items()},
     )
 
 
@@ -290,7 +290,7 @@ def _training_card(config: RunConfig, teacher: str | None) -> TrainingCard:
 def _machine_card(device: torch.device, prepared: _Prepared, total_seconds: float) -> MachineCard:
     return MachineCard(
         device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        cpu=_cpu_name(), threads=torch.get_num_threads(), torch=torch.__version__,
+        cpu=cpu_name(), threads=torch.get_num_threads(), torch=torch.__version__,
         timm=timm.__version__, extraction_seconds=prepared.extraction_seconds,
         rendering_seconds=prepared.rendering_seconds, total_seconds=total_seconds,
     )

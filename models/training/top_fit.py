@@ -48,7 +48,7 @@ class FitConfig:
     seed: int = 0
 
 
-def _spread(mass: float, members: dict[str, list[int]], shares: np.ndarray) -> None:
+def spread(mass: float, members: dict[str, list[int]], shares: np.ndarray) -> None:
     """Give `mass` to the named parts equally, and within a part to its entries equally."""
     parts = [indices for indices in members.values() if indices]
     for indices in parts:
@@ -67,7 +67,7 @@ def view_weights(pool: ViewPool, clips: list[TrainingClip], in_training: np.ndar
     sbi_mass = 0.5 * (sbi_fraction if has_fakes else 1.0)
     for kind, mass in ((REAL_VIEW, 0.5), (SBI_VIEW, sbi_mass)):
         clip_shares = np.zeros(len(pool.clip))
-        _spread(1.0, {str(c): v for (c, k), v in per_clip_views.items() if k == kind}, clip_shares)
+        spread(1.0, {str(c): v for (c, k), v in per_clip_views.items() if k == kind}, clip_shares)
         shares += mass * clip_shares
     families: dict[str, dict[str, dict[str, list[int]]]] = defaultdict(lambda: defaultdict(dict))
     for (c, kind), views in per_clip_views.items():
@@ -77,7 +77,7 @@ def view_weights(pool: ViewPool, clips: list[TrainingClip], in_training: np.ndar
     fake_mass = 0.5 - sbi_mass
     for sources in families.values():
         for clip_views in sources.values():
-            _spread(fake_mass / len(families) / len(sources), clip_views, shares)
+            spread(fake_mass / len(families) / len(sources), clip_views, shares)
     return shares / shares.sum()
 
 

@@ -1,4 +1,5 @@
-"""Classifier architectures by registry name; every model maps (N, 3, H, W) to (N,) logits."""
+"""Classifier architectures by registry name; every model maps (N, 3, H, W) to (N,) logits (one with
+`pair_inputs` also reads each crop's `models.ssim_pairs.PairInputs`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from models.zoo.efficientnet import DeepFakeClassifier
 from models.zoo.embedding_svm import EmbeddingSVM
 from models.zoo.hybrid_vit import HybridViT
 from models.zoo.hybrid_vit_distilled import HybridViTDistilled
+from models.zoo.meso_ssim import MesoInceptionSSIM
 from models.zoo.mesonet import Meso4, MesoInception4
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
@@ -24,6 +26,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "hybrid_vit_distilled": HybridViTDistilled,
     "meso4": Meso4,
     "meso_inception4": MesoInception4,
+    "meso_inception4_ssim": MesoInceptionSSIM,
     "embedding_svm": EmbeddingSVM,
 }
 
