@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from scipy.special import expit
 
 from models.training.errors import TrainingDataError
 
@@ -22,8 +23,9 @@ MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 100.0
 
 
 def calibrated(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """P(fake) = sigmoid(logits / temperature), as the detector applies it."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits) / temperature))
+    """P(fake) = sigmoid(logits / temperature), as the detector applies it (without overflow for
+    logits far from zero)."""
+    return expit(np.asarray(logits, np.float64) / temperature)
 
 
 def balanced_weights(labels: np.ndarray) -> np.ndarray:
