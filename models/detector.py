@@ -419,8 +419,8 @@ def _paired_only(located: list[_LocatedFace]) -> tuple[list[_LocatedFace], int]:
 
 def _score_pairs(ensemble: Ensemble, members: Sequence[Member], scan: _Scan,
                  located: Sequence[_LocatedFace], identities: np.ndarray) -> dict[str, np.ndarray]:
-    """P(fake) of the tracked faces from members that compare each face with the same person's
-    crop in the neighbouring sampled frame. Raises NoPairError for a person seen once."""
+    """P(fake) of the tracked faces (every person seen at least twice: `_paired_only`) from the
+    members that compare each face with the same person's crop in the neighbouring sampled frame."""
     per_model: dict[str, np.ndarray] = {}
     for spec in dict.fromkeys(m.entry.preprocessing for m in members):
         images = [scan.kept_crops[spec][item.face] for item in located]

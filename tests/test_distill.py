@@ -140,6 +140,12 @@ def test_the_teacher_is_the_mean_of_its_members_calibrated_scores(tmp_path) -> N
     assert "tiny-meso" in teacher.describe() and "tiny-hybrid" in teacher.describe()
 
 
+def test_a_model_that_compares_frames_cannot_teach(tmp_path) -> None:
+    registry = Registry.load(write_test_registry(tmp_path, members=("tiny-meso", "tiny-meso-ssim")))
+    with pytest.raises(ConfigError, match="tiny-meso-ssim judge a face with its neighbouring frame"):
+        Teacher("default", registry, TINY_64_SPEC, torch.device("cpu"))
+
+
 def test_the_default_ensemble_teaches_real_face_crops(face_crop_224) -> None:
     """The four shipped MesoNet checkpoints score a real face: probabilities, one per view."""
     registry = Registry.load()

@@ -25,6 +25,7 @@ from models.crops import CropSpec, crops_to_tensor
 from models.errors import ConfigError
 from models.registry import ModelEntry, Registry
 from models.training.calibration import calibrated
+from models.zoo import ARCHITECTURES
 
 TEACHER_BATCH = 64
 
@@ -65,6 +66,10 @@ class Teacher:
     def __init__(self, name: str, registry: Registry, student: CropSpec, device: torch.device) -> None:
         entries = registry.resolve([name])
         self.name = name
+        paired = [e.id for e in entries if getattr(ARCHITECTURES[e.architecture], "pair_inputs", False)]
+        if paired:
+            raise ConfigError(f"teacher {name!r}: {', '.join(paired)} judge a face with its neighbouring "
+                              "frame, not a training view alone; name single-crop models")
         self.members: list[tuple[ModelEntry, nn.Module, float]] = [
             (entry, load_classifier(entry, registry, device), window_fraction(student, entry.preprocessing))
             for entry in entries
