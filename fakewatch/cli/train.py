@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -79,7 +80,6 @@ def train(
     """
     import torch
 
-    from models.errors import FakewatchError
     from models.training.members import MEMBERS, TRAINED_ENSEMBLES
     from models.training.pool import PoolConfig
     from models.training.run import RunConfig, command_line, run_protocol_only, run_training
@@ -123,20 +123,13 @@ def train(
         ensemble=ensemble,
         teacher=teacher,
     )
-    try:
-        if protocol_only:
-            click.echo(run_protocol_only(config, echo=click.echo))
-        else:
-            run_training(config, echo=click.echo)
-    except FakewatchError as error:
-        raise click.ClickException(str(error)) from error
+    _run(protocol_only, run_protocol_only, run_training, config)
 
 
 def _train_pairs(data_dir: Path, labels: Path | None, out_dir: Path, register: bool, seed: int,
                  frames: int, folds: int, batch_size: int, protocol_only: bool,
                  device: str, workers: int, cache_dir: Path | None) -> None:
     """Seed 004's two-input MesoInception-4 (`models.training.pair_run`)."""
-    from models.errors import FakewatchError
     from models.training.pair_fit import PairFitConfig
     from models.training.pair_run import PairRunConfig, run_pair_protocol_only, run_pair_training
     from models.training.run import command_line
@@ -149,10 +142,18 @@ def _train_pairs(data_dir: Path, labels: Path | None, out_dir: Path, register: b
         fit=PairFitConfig(batch_size=batch_size, seed=seed),
         device=device, workers=workers, cache_root=cache_dir, command=command_line(),
     )
+    _run(protocol_only, run_pair_protocol_only, run_pair_training, config)
+
+
+def _run(protocol_only: bool, protocol: Callable[..., str], training: Callable[..., object],
+         config: object) -> None:
+    """Print the protocol's tables, or train; a FakewatchError becomes the CLI's error message."""
+    from models.errors import FakewatchError
+
     try:
         if protocol_only:
-            click.echo(run_pair_protocol_only(config, echo=click.echo))
+            click.echo(protocol(config, echo=click.echo))
         else:
-            run_pair_training(config, echo=click.echo)
+            training(config, echo=click.echo)
     except FakewatchError as error:
         raise click.ClickException(str(error)) from error

@@ -22,7 +22,7 @@ import torch
 
 from models.datasets import REAL, LabeledVideo
 from models.ssim_pairs import PairInputs
-from models.training.top_fit import GRAD_CLIP_NORM, spread
+from models.training.top_fit import GRAD_CLIP_NORM, spread, spread_fakes
 from models.zoo.meso_ssim import MesoInceptionSSIM
 
 PREDICT_BATCH = 512
@@ -128,14 +128,8 @@ def face_weights(pool: FacePool, clips: list[PairClip], in_training: np.ndarray)
     real_share = np.zeros(len(rows))
     spread(1.0, {str(c): r for c, r in per_clip.items() if clips[c].video.label == REAL}, real_share)
     shares += 0.5 * real_share
-    families: dict[str, dict[str, dict[str, list[int]]]] = defaultdict(lambda: defaultdict(dict))
-    for c, faces in per_clip.items():
-        video = clips[c].video
-        if video.label != REAL:
-            families[video.family or "unknown"][video.subset or video.group][str(c)] = faces
-    for sources in families.values():
-        for clip_faces in sources.values():
-            spread(0.5 / len(families) / len(sources), clip_faces, shares)
+    spread_fakes(0.5, {clips[c].video: faces for c, faces in per_clip.items()
+                       if clips[c].video.label != REAL}, shares)
     return rows, shares / shares.sum()
 
 

@@ -26,7 +26,7 @@ import torch
 from models.checkpoints import load_classifier, save_safetensors, sha256_file
 from models.config import DEFAULT_FRAMES
 from models.crops import CropSpec, crops_to_tensor
-from models.datasets import REAL, LabeledVideo, list_labeled_videos
+from models.datasets import LabeledVideo, list_labeled_videos
 from models.device import resolve_device
 from models.errors import ConfigError
 from models.protocol.folds import DEFAULT_FOLDS, Fold, leave_sources_out
@@ -36,7 +36,6 @@ from models.registry import Registry
 from models.ssim_pairs import NoPairError, PairInputs, grey_view
 from models.training.card import (
     LIMITATIONS,
-    DataCard,
     MachineCard,
     MemberCard,
     ModelCard,
@@ -65,7 +64,7 @@ from models.training.pair_fit import (
     predict_pairs,
 )
 from models.training.register import update_ensemble_presets, update_model_entry
-from models.training.run import cpu_name, labels_path, relative_path
+from models.training.run import cpu_name, data_card, labels_path
 from models.zoo.meso_ssim import MesoInceptionSSIM
 
 MODEL_ID = "fakewatch-meso-ssim"
@@ -205,7 +204,10 @@ def _selection_auc(prepared: _Prepared, logits: dict[int, np.ndarray]) -> float:
                             video_probability({MODEL_ID: z}, {MODEL_ID: 1.0}, prepared.clips[i].identities,
                                               SELECTION_POLICY))
               for i, z in logits.items()]
-    return auc_of(scores) or 0.0
+    auc = auc_of(scores)
+    if auc is None:
+        raise TrainingDataError("the folds inside an outer fold hold one label only: no step count can be chosen")
+    return auc
 
 
 @dataclass(frozen=True)
@@ -315,27 +317,6 @@ def _export(model: MesoInceptionSSIM, registry: Registry, temperature: float, co
     return path
 
 
-def _data_card(config: PairRunConfig, prepared: _Prepared, folds: list[Fold]) -> DataCard:
-    by_subset: dict[str, dict[str, int]] = {}
-    for clip in prepared.clips:
-        video = clip.video
-        column = "REAL" if video.label == REAL else f"FAKE {video.family or 'unknown'}"
-        row = by_subset.setdefault(video.subset or "-", {})
-        row[column] = row.get(column, 0) + 1
-    return DataCard(
-        source=f"{config.data_dir.resolve().name}/ ({config.labels.name if config.labels else 'layout'})",
-        clips=len(prepared.clips),
-        real_clips=sum(c.video.label == REAL for c in prepared.clips),
-        groups=len({c.video.group for c in prepared.clips}),
-        faces=len(prepared.pool.clip),
-        training_views=2 * int(prepared.pool.main.sum()),
-        folds={f"{fold.index}": fold.sources for fold in folds},
-        clips_by_subset=dict(sorted(by_subset.items())),
-        clips_without_face=[relative_path(v.path, config.data_dir) for v in prepared.without_face],
-        extraction_errors={relative_path(p, config.data_dir): e for p, e in prepared.errors.items()},
-    )
-
-
 def run_pair_training(config: PairRunConfig, echo: Callable[[str], None] = print) -> ModelCard:
     """Cross-validate, then train, calibrate, export and (with `registry_path`) register."""
     started = time.perf_counter()
@@ -370,7 +351,9 @@ def run_pair_training(config: PairRunConfig, echo: Callable[[str], None] = print
         members=[member], policy=outcome.policy, presets=presets.listing(),
         protocol=outcome.report, policies=outcome.policies, member_protocol=outcome.members,
         preset_protocol=outcome.presets, crossfit_temperatures=outcome.temperatures,
-        data=_data_card(config, prepared, run.folds),
+        data=data_card(config.data_dir, config.labels, [c.video for c in prepared.clips],
+                       len(prepared.pool.clip), 2 * int(prepared.pool.main.sum()), run.folds,
+                       prepared.without_face, prepared.errors),
         training=TrainingCard(
             command=config.command, seed=config.fit.seed, frames_per_fake_clip=config.frames,
             frames_per_real_clip=config.frames, folds=config.folds,

@@ -254,24 +254,26 @@ def _final_member(
     )
 
 
-def _data_card(config: RunConfig, prepared: _Prepared, folds: list[Fold]) -> DataCard:
+def data_card(data_dir: Path, labels: Path | None, videos: list[LabeledVideo], faces: int,
+              training_views: int, folds: list[Fold], without_face: list[LabeledVideo],
+              errors: dict[Path, str]) -> DataCard:
+    """The card's Data section for a run on `videos` (the clips with a tracked face)."""
     by_subset: dict[str, dict[str, int]] = {}
-    for video in prepared.videos:
+    for video in videos:
         column = "REAL" if video.label == REAL else f"FAKE {video.family or 'unknown'}"
         row = by_subset.setdefault(video.subset or "-", {})
         row[column] = row.get(column, 0) + 1
-    labels = config.labels.name if config.labels else "layout"
     return DataCard(
-        source=f"{config.data_dir.resolve().name}/ ({labels})",
-        clips=len(prepared.videos),
-        real_clips=sum(v.label == REAL for v in prepared.videos),
-        groups=len({v.group for v in prepared.videos}),
-        faces=sum(len(f.maps) for f in prepared.faces),
-        training_views=len(prepared.pool.clip),
+        source=f"{data_dir.resolve().name}/ ({labels.name if labels else 'layout'})",
+        clips=len(videos),
+        real_clips=sum(v.label == REAL for v in videos),
+        groups=len({v.group for v in videos}),
+        faces=faces,
+        training_views=training_views,
         folds={f"{fold.index}": fold.sources for fold in folds},
         clips_by_subset=dict(sorted(by_subset.items())),
-        clips_without_face=[relative_path(v.path, config.data_dir) for v in prepared.without_face],
-        extraction_errors={relative_path(p, config.data_dir): e for p, e in prepared.errors.items()},
+        clips_without_face=[relative_path(v.path, data_dir) for v in without_face],
+        extraction_errors={relative_path(p, data_dir): e for p, e in errors.items()},
     )
 
 
@@ -373,7 +375,9 @@ def run_training(config: RunConfig, echo: Callable[[str], None] = print) -> Mode
         member_protocol=outcome.members,
         preset_protocol=outcome.presets,
         crossfit_temperatures=outcome.temperatures,
-        data=_data_card(config, prepared, folds),
+        data=data_card(config.data_dir, config.labels, prepared.videos,
+                       sum(len(f.maps) for f in prepared.faces), len(prepared.pool.clip), folds,
+                       prepared.without_face, prepared.errors),
         training=_training_card(config, prepared.teacher),
         machine=_machine_card(device, prepared, time.perf_counter() - started),
     )

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from models.datasets import LabeledVideo
 from models.errors import ConfigError
 from models.training.distill import distillation_loss
 from models.training.members import MemberRecipe
@@ -69,16 +70,20 @@ def view_weights(pool: ViewPool, clips: list[TrainingClip], in_training: np.ndar
         clip_shares = np.zeros(len(pool.clip))
         spread(1.0, {str(c): v for (c, k), v in per_clip_views.items() if k == kind}, clip_shares)
         shares += mass * clip_shares
-    families: dict[str, dict[str, dict[str, list[int]]]] = defaultdict(lambda: defaultdict(dict))
-    for (c, kind), views in per_clip_views.items():
-        if kind == FAKE_VIEW:
-            video = clips[c].video
-            families[video.family or "unknown"][video.subset or video.group][str(c)] = views
-    fake_mass = 0.5 - sbi_mass
-    for sources in families.values():
-        for clip_views in sources.values():
-            spread(fake_mass / len(families) / len(sources), clip_views, shares)
+    fakes = {clips[c].video: views for (c, kind), views in per_clip_views.items() if kind == FAKE_VIEW}
+    spread_fakes(0.5 - sbi_mass, fakes, shares)
     return shares / shares.sum()
+
+
+def spread_fakes(mass: float, fakes: Mapping[LabeledVideo, list[int]], shares: np.ndarray) -> None:
+    """Give `mass` to the fake clips' entries: equally between manipulation families, then
+    between the sources of a family, then between its clips, then a clip's entries."""
+    families: dict[str, dict[str, dict[str, list[int]]]] = defaultdict(lambda: defaultdict(dict))
+    for video, entries in fakes.items():
+        families[video.family or "unknown"][video.subset or video.group][str(video.path)] = entries
+    for sources in families.values():
+        for clip_entries in sources.values():
+            spread(mass / len(families) / len(sources), clip_entries, shares)
 
 
 def warmup_cosine(total_steps: int) -> Callable[[int], float]:
