@@ -1,5 +1,5 @@
 """`fakewatch train`: train one of fakewatch's own ensembles (`fakewatch-sbi`, `embedding-svm`,
-`fakewatch-vit-distilled`, `meso-ssim`) and register it."""
+`fakewatch-vit-distilled`, `meso-ssim`, `meso-sbi`) and register it."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from click.core import ParameterSource
 from models.config import DEFAULT_FRAMES
 
 PAIR_ENSEMBLE = "meso-ssim"
-# Options of the SBI-trained Lite members that seed 004's SSIM model has no use for.
+BLEND_ENSEMBLE = "meso-sbi"
+# Options of the SBI-trained Lite members that the MesoNet-based ensembles have no use for.
 NOT_FOR_PAIRS = ("members", "real_frames", "sbi_fraction", "teacher", "steps")
+NOT_FOR_BLENDS = ("members", "real_frames", "sbi_fraction", "teacher")
 
 
 @click.command("train")
@@ -28,13 +30,15 @@ NOT_FOR_PAIRS = ("members", "real_frames", "sbi_fraction", "teacher", "steps")
 @click.option("--register/--no-register", default=True, show_default=True,
               help="Record sha256, size, temperature and params in OUT/registry.toml.")
 @click.option("--ensemble", "ensemble_name", type=click.Choice(["fakewatch-sbi", "embedding-svm",
-                                                    "fakewatch-vit-distilled", PAIR_ENSEMBLE]),
+                                                    "fakewatch-vit-distilled", PAIR_ENSEMBLE,
+                                                    BLEND_ENSEMBLE]),
               default="fakewatch-sbi", show_default=True,
               help="The registry ensemble to train: its members, presets and model card "
                    "(fakewatch-sbi: Lite0 + hybrid ViT; embedding-svm: seed 002's triplet embedding + SVM; "
                    "fakewatch-vit-distilled: seed 001's "
                    "distilled hybrid ViT, needs --teacher; meso-ssim: seed 004's MesoInception-4 "
-                   "with SSIM maps between a person's consecutive crops).")
+                   "with SSIM maps between a person's consecutive crops; meso-sbi: MesoInception-4 "
+                   "fine-tuned end to end on real faces against their self-blended images).")
 @click.option("--members", default=None, show_default="the ensemble's members",
               help="Comma-separated members to train.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the views, weights and draws.")
@@ -46,8 +50,9 @@ NOT_FOR_PAIRS = ("members", "real_frames", "sbi_fraction", "teacher", "steps")
               help="Leave-sources-out folds of the protocol.")
 @click.option("--steps", type=click.IntRange(1), default=600, show_default=True,
               help="Optimiser steps of every fit (one per fold and member, then the final ones); "
-                   "meso-ssim chooses its own by nested cross-validation.")
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+                   "meso-ssim chooses its own by nested cross-validation; meso-sbi's default is 200.")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
+              help="Views per step (meso-sbi's default: 32).")
 @click.option("--sbi-fraction", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Share of the fake mass given to self-blended views of real faces.")
 @click.option("--protocol-only", is_flag=True,
@@ -76,7 +81,8 @@ def train(
     out-of-fold scores, then fits each member on everything, calibrates, exports safetensors and
     writes a model card with the protocol's tables. A distilled member
     (`fakewatch-hybrid-vit-distilled`) also learns a `--teacher`'s score of every view.
-    `meso-ssim` samples --frames from every clip and trains on genuine clips only.
+    `meso-ssim` samples --frames from every clip and trains on genuine clips only; `meso-sbi`
+    samples --frames from every clip and trains on the real ones and their self-blended images.
     """
     import torch
 
@@ -89,11 +95,19 @@ def train(
     out_dir = out_dir or WEIGHTS_DIR
     if threads is not None:
         torch.set_num_threads(threads)
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+
+    for name, refused in ((PAIR_ENSEMBLE, NOT_FOR_PAIRS), (BLEND_ENSEMBLE, NOT_FOR_BLENDS)):
+        wrong = [f"--{option.replace('_', '-')}" for option in refused if given(option)]
+        if ensemble_name == name and wrong:
+            raise click.UsageError(f"{', '.join(wrong)} do not apply to {name}")
+    if ensemble_name == BLEND_ENSEMBLE:
+        _train_blends(data_dir, labels, out_dir, register, seed, frames, folds,
+                      steps if given("steps") else None, batch_size if given("batch_size") else None,
+                      protocol_only, device, workers, cache_dir)
+        return
     if ensemble_name == PAIR_ENSEMBLE:
-        given = [f"--{name.replace('_', '-')}" for name in NOT_FOR_PAIRS
-                 if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT]
-        if given:
-            raise click.UsageError(f"{', '.join(given)} do not apply to {PAIR_ENSEMBLE}")
         _train_pairs(data_dir, labels, out_dir, register, seed, frames, folds, batch_size,
                      protocol_only, device, workers, cache_dir)
         return
@@ -102,9 +116,7 @@ def train(
     unknown = [name for name in names if name not in MEMBERS]
     if unknown or not names:
         raise click.ClickException(f"unknown members {unknown or names}; trainable: {', '.join(MEMBERS)}")
-    registry_path = out_dir / "registry.toml" if register else None  # --protocol-only reads it only
-    if registry_path is not None and not registry_path.is_file():
-        raise click.ClickException(f"{registry_path} does not exist: give --no-register or an --out with a registry")
+    registry_path = _registry_path(out_dir, register)  # --protocol-only reads it only
     config = RunConfig(
         data_dir=data_dir,
         labels=labels,
@@ -126,6 +138,14 @@ def train(
     _run(protocol_only, run_protocol_only, run_training, config)
 
 
+def _registry_path(out_dir: Path, register: bool) -> Path | None:
+    """OUT/registry.toml, which must exist when the run registers what it trains."""
+    registry_path = out_dir / "registry.toml" if register else None
+    if registry_path is not None and not registry_path.is_file():
+        raise click.ClickException(f"{registry_path} does not exist: give --no-register or an --out with a registry")
+    return registry_path
+
+
 def _train_pairs(data_dir: Path, labels: Path | None, out_dir: Path, register: bool, seed: int,
                  frames: int, folds: int, batch_size: int, protocol_only: bool,
                  device: str, workers: int, cache_dir: Path | None) -> None:
@@ -134,15 +154,38 @@ def _train_pairs(data_dir: Path, labels: Path | None, out_dir: Path, register: b
     from models.training.pair_run import PairRunConfig, run_pair_protocol_only, run_pair_training
     from models.training.run import command_line
 
-    registry_path = out_dir / "registry.toml" if register else None
-    if registry_path is not None and not registry_path.is_file():
-        raise click.ClickException(f"{registry_path} does not exist: give --no-register or an --out with a registry")
+    registry_path = _registry_path(out_dir, register)
     config = PairRunConfig(
         data_dir=data_dir, labels=labels, out_dir=out_dir, registry_path=registry_path, frames=frames, folds=folds,
         fit=PairFitConfig(batch_size=batch_size, seed=seed),
         device=device, workers=workers, cache_root=cache_dir, command=command_line(),
     )
     _run(protocol_only, run_pair_protocol_only, run_pair_training, config)
+
+
+def _train_blends(data_dir: Path, labels: Path | None, out_dir: Path, register: bool, seed: int,
+                  frames: int, folds: int, steps: int | None, batch_size: int | None, protocol_only: bool,
+                  device: str, workers: int, cache_dir: Path | None) -> None:
+    """MesoInception-4 fine-tuned on self-blended images (`models.training.blend_run`); steps and
+    batch size keep that run's own defaults unless given."""
+    from models.training.blend_run import (
+        BlendRunConfig,
+        run_blend_protocol_only,
+        run_blend_training,
+    )
+    from models.training.blend_tune import BlendTuneConfig
+    from models.training.run import command_line
+
+    registry_path = _registry_path(out_dir, register)
+    defaults = BlendTuneConfig()
+    steps = steps or defaults.steps
+    fit = BlendTuneConfig(steps=steps, snapshots=tuple(s for s in defaults.snapshots if s <= steps),
+                          batch_size=batch_size or defaults.batch_size, seed=seed)
+    config = BlendRunConfig(
+        data_dir=data_dir, labels=labels, out_dir=out_dir, registry_path=registry_path, frames=frames,
+        folds=folds, fit=fit, device=device, workers=workers, cache_root=cache_dir, command=command_line(),
+    )
+    _run(protocol_only, run_blend_protocol_only, run_blend_training, config)
 
 
 def _run(protocol_only: bool, protocol: Callable[..., str], training: Callable[..., object],
