@@ -16,7 +16,14 @@ from models.checkpoints import load_classifier, sha256_file
 from models.config import DetectorConfig
 from models.detector import Detector
 from models.registry import Registry
-from models.training.blend_run import ENSEMBLE, INIT_MODEL, MODEL_ID, BlendRunConfig, run_blend_training, start_model
+from models.training.blend_run import (
+    ENSEMBLE,
+    INIT_MODEL,
+    MODEL_ID,
+    BlendRunConfig,
+    run_blend_training,
+    start_model,
+)
 from models.training.blend_tune import BlendTuneConfig, BlendViews, tune_snapshots, view_weights
 from models.training.card import ModelCard
 from tests.conftest import REPO_ROOT, TOY_GROUPS

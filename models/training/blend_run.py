@@ -15,7 +15,6 @@ end to end on real faces against their self-blended images (`models.training.ble
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import timm
 import torch
 from torch import nn
 
-from models.checkpoints import load_classifier, save_safetensors, sha256_file
+from models.checkpoints import load_classifier, sha256_file
 from models.config import DEFAULT_FRAMES
 from models.crops import CropSpec
 from models.datasets import REAL, LabeledVideo, list_labeled_videos
@@ -57,7 +56,7 @@ from models.training.card import (
 from models.training.cropcache import ClipCrops, CropCache, CropExtractor, fill_cache
 from models.training.crossval import ClipFaces, OutOfFold, fold_index, temperature_on
 from models.training.errors import TrainingDataError
-from models.training.export import METADATA_KEY
+from models.training.export import export_fp32
 from models.training.members import TrainedEnsemble
 from models.training.operating import ProtocolOutcome, evaluate_protocol, shipped_presets
 from models.training.register import update_ensemble_presets, update_model_entry
@@ -204,19 +203,6 @@ def run_blend_protocol_only(config: BlendRunConfig, echo: Callable[[str], None] 
     ])
 
 
-def _export(model: nn.Module, registry: Registry, temperature: float, config: BlendRunConfig) -> Path:
-    """`<out_dir>/<MODEL_ID>.safetensors` in fp32 (about 200 kB: halving it is not worth a check)."""
-    entry = registry.models[MODEL_ID]
-    path = config.out_dir / entry.file
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    description = {"model_id": MODEL_ID, "architecture": entry.architecture, "params": dict(entry.params),
-                   "temperature": temperature, "dtype": "float32", "seed": config.fit.seed,
-                   "card": f"{ENSEMBLE.card_stem}.json", "preprocessing": entry.preprocessing.name,
-                   "license": f"Apache-2.0 ({INIT_MODEL}); trained on research-only data"}
-    save_safetensors(model.cpu(), path, {METADATA_KEY: json.dumps(description, sort_keys=True)})
-    return path
-
-
 def _card(config: BlendRunConfig, run: _Protocol, member: MemberCard, presets: list[ThresholdPreset],
           started: float) -> ModelCard:
     prepared, outcome = run.prepared, run.outcome
@@ -260,7 +246,8 @@ def run_blend_training(config: BlendRunConfig, echo: Callable[[str], None] = pri
     everything = np.ones(len(prepared.faces), bool)
     model = tune_snapshots(prepared.start, prepared.spec, prepared.views, everything, config.fit)[config.fit.steps]
     temperature = temperature_on(run.oof, prepared.faces, MODEL_ID, np.arange(len(prepared.faces)))
-    path = _export(model, run.registry, temperature, config)
+    path = export_fp32(model, run.registry, MODEL_ID, config.out_dir, temperature, config.fit.seed,
+                       ENSEMBLE.card_stem, f"Apache-2.0 ({INIT_MODEL}); trained on research-only data")
     entry = run.registry.models[MODEL_ID]
     member = MemberCard(
         model_id=MODEL_ID, architecture=entry.architecture, params=dict(entry.params),

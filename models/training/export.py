@@ -25,6 +25,7 @@ from torch import nn
 
 from models.checkpoints import save_safetensors
 from models.crops import CropSpec, crops_to_tensor
+from models.registry import Registry
 from models.training.calibration import calibrated
 from models.training.members import MemberRecipe
 from models.zoo import build_classifier
@@ -132,3 +133,18 @@ def export_member(
     to_save = half_copy(model, recipe).half() if fp16.harmless else model
     sha = save_safetensors(to_save, path, {METADATA_KEY: json.dumps(description, sort_keys=True)})
     return ExportedWeights(path, sha, path.stat().st_size, dtype, fp16)
+
+
+def export_fp32(model: nn.Module, registry: Registry, model_id: str, out_dir: Path, temperature: float,
+                seed: int, card_stem: str, licence: str) -> Path:
+    """`<out_dir>/<entry file>` in fp32, for MesoNet-sized members (a few hundred kB: halving
+    them is not worth an fp16 check)."""
+    entry = registry.models[model_id]
+    path = out_dir / entry.file
+    out_dir.mkdir(parents=True, exist_ok=True)
+    description = {"model_id": model_id, "architecture": entry.architecture, "params": dict(entry.params),
+                   "temperature": temperature, "dtype": "float32", "seed": seed,
+                   "card": f"{card_stem}.json", "preprocessing": entry.preprocessing.name,
+                   "license": licence}
+    save_safetensors(model.cpu(), path, {METADATA_KEY: json.dumps(description, sort_keys=True)})
+    return path

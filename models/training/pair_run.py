@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,7 +22,7 @@ import numpy as np
 import timm
 import torch
 
-from models.checkpoints import load_classifier, save_safetensors, sha256_file
+from models.checkpoints import load_classifier, sha256_file
 from models.config import DEFAULT_FRAMES
 from models.crops import CropSpec, crops_to_tensor
 from models.datasets import LabeledVideo, list_labeled_videos
@@ -52,7 +51,7 @@ from models.training.crossval import (
     video_probability,
 )
 from models.training.errors import TrainingDataError
-from models.training.export import METADATA_KEY
+from models.training.export import export_fp32
 from models.training.members import TrainedEnsemble
 from models.training.operating import ProtocolOutcome, evaluate_protocol, shipped_presets
 from models.training.pair_fit import (
@@ -304,19 +303,6 @@ def run_pair_protocol_only(config: PairRunConfig, echo: Callable[[str], None] = 
     ])
 
 
-def _export(model: MesoInceptionSSIM, registry: Registry, temperature: float, config: PairRunConfig) -> Path:
-    """`<out_dir>/<MODEL_ID>.safetensors` in fp32 (130 kB: halving it is not worth a check)."""
-    entry = registry.models[MODEL_ID]
-    path = config.out_dir / entry.file
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    description = {"model_id": MODEL_ID, "architecture": entry.architecture, "params": dict(entry.params),
-                   "temperature": temperature, "dtype": "float32", "seed": config.fit.seed,
-                   "card": f"{ENSEMBLE.card_stem}.json", "preprocessing": entry.preprocessing.name,
-                   "license": f"Apache-2.0 ({INIT_MODEL} convolutions); trained on research-only data"}
-    save_safetensors(model.cpu(), path, {METADATA_KEY: json.dumps(description, sort_keys=True)})
-    return path
-
-
 def run_pair_training(config: PairRunConfig, echo: Callable[[str], None] = print) -> ModelCard:
     """Cross-validate, then train, calibrate, export and (with `registry_path`) register."""
     started = time.perf_counter()
@@ -329,7 +315,8 @@ def run_pair_training(config: PairRunConfig, echo: Callable[[str], None] = print
                            np.ones(len(prepared.clips), bool), replace(config.fit, steps=run.steps))
     shipped_oof = run.nested.per_steps[run.steps]
     temperature = temperature_on(shipped_oof, prepared.faces, MODEL_ID, np.arange(len(prepared.clips)))
-    path = _export(model, run.registry, temperature, config)
+    path = export_fp32(model, run.registry, MODEL_ID, config.out_dir, temperature, config.fit.seed,
+                       ENSEMBLE.card_stem, f"Apache-2.0 ({INIT_MODEL} convolutions); trained on research-only data")
     member = MemberCard(
         model_id=MODEL_ID, architecture=run.registry.models[MODEL_ID].architecture,
         params=dict(run.registry.models[MODEL_ID].params),
