@@ -193,15 +193,17 @@ def test_a_fitted_member_round_trips_through_the_registry(fitted, tmp_path: Path
 
 
 def test_every_trained_ensemble_is_offered_by_the_cli_and_registered() -> None:
-    from fakewatch.cli.train import PAIR_ENSEMBLE, train
+    from fakewatch.cli.train import BLEND_ENSEMBLE, PAIR_ENSEMBLE, train
+    from models.training import blend_run, pair_run
     from models.training.members import MEMBERS, TRAINED_ENSEMBLES
-    from models.training.pair_run import ENSEMBLE
 
     option = next(p for p in train.params if p.name == "ensemble_name")
-    assert PAIR_ENSEMBLE == ENSEMBLE.name
-    assert set(option.type.choices) == set(TRAINED_ENSEMBLES) | {ENSEMBLE.name}
+    assert (PAIR_ENSEMBLE, BLEND_ENSEMBLE) == (pair_run.ENSEMBLE.name, blend_run.ENSEMBLE.name)
+    own_runs = (pair_run.ENSEMBLE, blend_run.ENSEMBLE)
+    assert set(option.type.choices) == set(TRAINED_ENSEMBLES) | {e.name for e in own_runs}
     registry = Registry.load()
     for ensemble in TRAINED_ENSEMBLES.values():
         assert set(ensemble.members) <= set(MEMBERS)
         assert [e.id for e in registry.resolve([ensemble.name])] == list(ensemble.members)
-    assert [e.id for e in registry.resolve([ENSEMBLE.name])] == list(ENSEMBLE.members)
+    for ensemble in own_runs:
+        assert [e.id for e in registry.resolve([ensemble.name])] == list(ensemble.members)
