@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import timm
 import torch
 from torch import nn
 
 from models.checkpoints import load_classifier, sha256_file
 from models.config import DEFAULT_FRAMES
 from models.crops import CropSpec
-from models.datasets import REAL, LabeledVideo, list_labeled_videos
+from models.datasets import REAL, LabeledVideo
 from models.device import resolve_device
 from models.errors import ConfigError
 from models.protocol.folds import DEFAULT_FOLDS, Fold, leave_sources_out
@@ -46,7 +45,6 @@ from models.training.blend_tune import (
 )
 from models.training.card import (
     LIMITATIONS,
-    MachineCard,
     MemberCard,
     ModelCard,
     TrainingCard,
@@ -59,8 +57,8 @@ from models.training.errors import TrainingDataError
 from models.training.export import export_fp32
 from models.training.members import TrainedEnsemble
 from models.training.operating import ProtocolOutcome, evaluate_protocol, shipped_presets
-from models.training.register import update_ensemble_presets, update_model_entry
-from models.training.run import cpu_name, data_card, labels_path
+from models.training.register import register_card
+from models.training.run import data_card, labelled_videos, machine_card
 
 MODEL_ID = "fakewatch-meso-sbi"
 ENSEMBLE = TrainedEnsemble("meso-sbi", "fakewatch MesoInception-4 fine-tuned on self-blended images",
@@ -116,10 +114,7 @@ def start_model(registry: Registry) -> tuple[nn.Module, CropSpec]:
 
 def _prepare(config: BlendRunConfig, registry: Registry, device: torch.device,
              echo: Callable[[str], None]) -> _Prepared:
-    videos = list_labeled_videos(config.data_dir, labels_path(config.labels, config.data_dir))
-    missing = [str(v.path) for v in videos if not v.path.is_file()]
-    if missing:
-        raise TrainingDataError(f"{len(missing)} labelled video(s) not found, e.g. {missing[0]}")
+    videos = labelled_videos(config.data_dir, config.labels)
     start, spec = start_model(registry)
     started = time.perf_counter()
     cache = CropCache(CropExtractor(spec, config.frames, str(device)), config.cache_root)
@@ -224,12 +219,8 @@ def _card(config: BlendRunConfig, run: _Protocol, member: MemberCard, presets: l
             fit_mix="half of every batch real faces, half their self-blended images, every real clip "
                     "alike; genuine fakes are never trained on (they are only scored by the protocol)",
         ),
-        machine=MachineCard(
-            device=str(run.device) if run.device.type == "cpu" else torch.cuda.get_device_name(run.device),
-            cpu=cpu_name(), threads=torch.get_num_threads(), torch=torch.__version__,
-            timm=timm.__version__, extraction_seconds=prepared.extraction_seconds,
-            rendering_seconds=prepared.rendering_seconds, total_seconds=time.perf_counter() - started,
-        ),
+        machine=machine_card(run.device, prepared.extraction_seconds, prepared.rendering_seconds,
+                             time.perf_counter() - started),
         limitations=BLEND_LIMITATIONS,
         variants=run.variants,
     )
@@ -264,15 +255,12 @@ def run_blend_training(config: BlendRunConfig, echo: Callable[[str], None] = pri
     card = _card(config, run, member, presets, started)
     write_card(card, render_markdown(card), config.out_dir, ENSEMBLE.card_stem)
     if config.registry_path:
-        update_model_entry(config.registry_path, MODEL_ID, {
-            "sha256": member.sha256, "size_bytes": member.size_bytes,
-            "temperature": round(temperature, 6),
-            "training_data": (f"{card.data.real_clips} real research clips with self-blended images "
-                              f"of their faces (no genuine fake trained on); research-only, "
-                              f"non-commercial data terms; cross-validated leaving whole sources "
-                              f"out, see {ENSEMBLE.card_stem}.md"),
-        })
-        update_ensemble_presets(config.registry_path, ENSEMBLE.name, card.presets)
+        register_card(config.registry_path, ENSEMBLE.name, card, (
+            f"{card.data.real_clips} real research clips with self-blended images "
+            f"of their faces (no genuine fake trained on); research-only, "
+            f"non-commercial data terms; cross-validated leaving whole sources "
+            f"out, see {ENSEMBLE.card_stem}.md"
+        ))
         echo(f"registered {MODEL_ID} and presets in {config.registry_path}")
     echo(f"done in {(time.perf_counter() - started) / 60:.1f} min; card {ENSEMBLE.card_stem}.md")
     return card

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import timm
 import torch
 
 from models.checkpoints import load_classifier, sha256_file
 from models.config import DEFAULT_FRAMES
 from models.crops import CropSpec, crops_to_tensor
-from models.datasets import LabeledVideo, list_labeled_videos
+from models.datasets import LabeledVideo
 from models.device import resolve_device
 from models.errors import ConfigError
 from models.protocol.folds import DEFAULT_FOLDS, Fold, leave_sources_out
@@ -35,7 +34,6 @@ from models.registry import Registry
 from models.ssim_pairs import NoPairError, PairInputs, grey_view
 from models.training.card import (
     LIMITATIONS,
-    MachineCard,
     MemberCard,
     ModelCard,
     TrainingCard,
@@ -62,8 +60,8 @@ from models.training.pair_fit import (
     fit_snapshots,
     predict_pairs,
 )
-from models.training.register import update_ensemble_presets, update_model_entry
-from models.training.run import cpu_name, data_card, labels_path
+from models.training.register import register_card
+from models.training.run import data_card, labelled_videos, machine_card
 from models.zoo.meso_ssim import MesoInceptionSSIM
 
 MODEL_ID = "fakewatch-meso-ssim"
@@ -154,10 +152,7 @@ def _clip(video: LabeledVideo, crops: ClipCrops, model: MesoInceptionSSIM, spec:
 
 def _prepare(config: PairRunConfig, registry: Registry, device: torch.device,
              echo: Callable[[str], None]) -> _Prepared:
-    videos = list_labeled_videos(config.data_dir, labels_path(config.labels, config.data_dir))
-    missing = [str(v.path) for v in videos if not v.path.is_file()]
-    if missing:
-        raise TrainingDataError(f"{len(missing)} labelled video(s) not found, e.g. {missing[0]}")
+    videos = labelled_videos(config.data_dir, config.labels)
     base, spec = base_model(registry, device)
     started = time.perf_counter()
     cache = CropCache(CropExtractor(spec, config.frames, str(device)), config.cache_root)
@@ -352,26 +347,19 @@ def run_pair_training(config: PairRunConfig, echo: Callable[[str], None] = print
                     "shared equally by family, then source, then clip; no self-blended images "
                     "(a blend made per frame has no temporal behaviour to learn)",
         ),
-        machine=MachineCard(
-            device=str(run.device) if run.device.type == "cpu" else torch.cuda.get_device_name(run.device),
-            cpu=cpu_name(), threads=torch.get_num_threads(), torch=torch.__version__,
-            timm=timm.__version__, extraction_seconds=prepared.extraction_seconds,
-            rendering_seconds=prepared.feature_seconds, total_seconds=time.perf_counter() - started,
-        ),
+        machine=machine_card(run.device, prepared.extraction_seconds, prepared.feature_seconds,
+                             time.perf_counter() - started),
         limitations=PAIR_LIMITATIONS,
         variants=run.variants,
     )
     write_card(card, render_markdown(card), config.out_dir, ENSEMBLE.card_stem)
     if config.registry_path:
-        update_model_entry(config.registry_path, MODEL_ID, {
-            "sha256": member.sha256, "size_bytes": member.size_bytes,
-            "temperature": round(temperature, 6),
-            "training_data": (f"{card.data.clips} research clips ({card.data.real_clips} real, "
-                              f"{card.data.groups} identity groups); research-only, non-commercial "
-                              f"data terms; cross-validated leaving whole sources out, see "
-                              f"{ENSEMBLE.card_stem}.md"),
-        })
-        update_ensemble_presets(config.registry_path, ENSEMBLE.name, card.presets)
+        register_card(config.registry_path, ENSEMBLE.name, card, (
+            f"{card.data.clips} research clips ({card.data.real_clips} real, "
+            f"{card.data.groups} identity groups); research-only, non-commercial "
+            f"data terms; cross-validated leaving whole sources out, see "
+            f"{ENSEMBLE.card_stem}.md"
+        ))
         echo(f"registered {MODEL_ID} and presets in {config.registry_path}")
     echo(f"done in {(time.perf_counter() - started) / 60:.1f} min; card {ENSEMBLE.card_stem}.md")
     return card

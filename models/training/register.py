@@ -21,6 +21,7 @@ from models.errors import ConfigError
 from models.registry import Registry
 from models.registry_schema import table_name
 from models.schema import ThresholdPreset
+from models.training.card import ModelCard
 
 # The keys a training run owns in its members' tables.
 UPDATABLE_KEYS = frozenset(
@@ -176,3 +177,15 @@ def _closing_trivia(table: Table) -> list[Item]:
     while start and body[start - 1][0] is None and isinstance(body[start - 1][1], Comment | Whitespace):
         start -= 1
     return [item for _, item in body[start:]]
+
+
+def register_card(registry_path: Path, ensemble: str, card: ModelCard, training_data: str) -> None:
+    """Record a trained run: each member's file, calibration, params and description in its
+    table (with `training_data`), and the card's presets in the ensemble's."""
+    for member in card.members:
+        update_model_entry(registry_path, member.model_id, {
+            "sha256": member.sha256, "size_bytes": member.size_bytes,
+            "temperature": round(member.temperature, 6), "params": member.params,
+            "description": member.description, "training_data": training_data,
+        })
+    update_ensemble_presets(registry_path, ensemble, card.presets)

@@ -63,7 +63,7 @@ from models.training.members import (
 )
 from models.training.operating import ProtocolOutcome, evaluate_protocol, shipped_presets
 from models.training.pool import PoolConfig, TrainingClip, ViewPool, build_pool
-from models.training.register import update_ensemble_presets, update_model_entry
+from models.training.register import register_card
 from models.training.teacher import Teacher
 from models.training.top_fit import FitConfig
 from models.training.trunk import Trunk
@@ -133,6 +133,15 @@ def relative_path(path: Path, root: Path) -> str:
         return path.name
 
 
+def labelled_videos(data_dir: Path, labels: Path | None) -> list[LabeledVideo]:
+    """The labelled clips of a training run, every one of which must exist."""
+    videos = list_labeled_videos(data_dir, labels_path(labels, data_dir))
+    missing = [str(v.path) for v in videos if not v.path.is_file()]
+    if missing:
+        raise TrainingDataError(f"{len(missing)} labelled video(s) not found, e.g. {missing[0]}")
+    return videos
+
+
 def labels_path(labels: Path | None, data_dir: Path) -> Path | None:
     """`--labels` as given when it exists, else relative to the data folder."""
     if labels is None or labels.is_file():
@@ -195,10 +204,7 @@ def _extract(config: RunConfig, spec: CropSpec, device: torch.device, videos: li
 
 def _prepare(config: RunConfig, spec: CropSpec, device: torch.device, registry: Registry,
              echo: Callable[[str], None]) -> _Prepared:
-    videos = list_labeled_videos(config.data_dir, labels_path(config.labels, config.data_dir))
-    missing = [str(v.path) for v in videos if not v.path.is_file()]
-    if missing:
-        raise TrainingDataError(f"{len(missing)} labelled video(s) not found, e.g. {missing[0]}")
+    videos = labelled_videos(config.data_dir, config.labels)
     crops, errors, extraction_seconds = _extract(config, spec, device, videos, echo)
     started = time.perf_counter()
     trunk = Trunk(config.members[0], spec, device, config.fit.seed)
@@ -289,30 +295,25 @@ def _training_card(config: RunConfig, teacher: str | None) -> TrainingCard:
     )
 
 
-def _machine_card(device: torch.device, prepared: _Prepared, total_seconds: float) -> MachineCard:
+def machine_card(device: torch.device, extraction_seconds: float, rendering_seconds: float,
+                 total_seconds: float) -> MachineCard:
+    """The card's Machine section: where and how long the run took."""
     return MachineCard(
         device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         cpu=cpu_name(), threads=torch.get_num_threads(), torch=torch.__version__,
-        timm=timm.__version__, extraction_seconds=prepared.extraction_seconds,
-        rendering_seconds=prepared.rendering_seconds, total_seconds=total_seconds,
+        timm=timm.__version__, extraction_seconds=extraction_seconds,
+        rendering_seconds=rendering_seconds, total_seconds=total_seconds,
     )
 
 
 def _register(registry_path: Path, config: RunConfig, card: ModelCard) -> None:
     """Record each member's file and calibration in its table, and the presets in the ensemble's."""
     taught = f", distilled from '{config.teacher}'" if config.teacher else ""
-    training_data = (
+    register_card(registry_path, config.ensemble.name, card, (
         f"{card.data.clips} research clips ({card.data.real_clips} real, {card.data.groups} identity "
         f"groups) with self-blended images of their real faces{taught}; research-only, "
         f"non-commercial data terms; cross-validated leaving whole sources out, see {config.ensemble.card_stem}.md"
-    )
-    for member in card.members:
-        update_model_entry(registry_path, member.model_id, {
-            "sha256": member.sha256, "size_bytes": member.size_bytes,
-            "temperature": round(member.temperature, 6), "params": member.params,
-            "description": member.description, "training_data": training_data,
-        })
-    update_ensemble_presets(registry_path, config.ensemble.name, card.presets)
+    ))
 
 
 @dataclass(frozen=True)
@@ -379,7 +380,8 @@ def run_training(config: RunConfig, echo: Callable[[str], None] = print) -> Mode
                        sum(len(f.maps) for f in prepared.faces), len(prepared.pool.clip), folds,
                        prepared.without_face, prepared.errors),
         training=_training_card(config, prepared.teacher),
-        machine=_machine_card(device, prepared, time.perf_counter() - started),
+        machine=machine_card(device, prepared.extraction_seconds, prepared.rendering_seconds,
+                             time.perf_counter() - started),
     )
     write_card(card, render_markdown(card), config.out_dir, config.ensemble.card_stem)
     if config.registry_path:
