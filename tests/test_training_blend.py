@@ -118,3 +118,18 @@ def test_cli_refuses_options_of_the_lite_members(toy_data: Path) -> None:
                                        "--real-frames", "8", "--no-register"])
     assert result.exit_code == 2
     assert "--real-frames do not apply to meso-sbi" in result.output
+
+
+def test_cli_protocol_only_prints_the_tables_at_the_given_steps(toy_data: Path, tmp_path: Path) -> None:
+    from fakewatch.cli import main
+
+    result = CliRunner().invoke(main, [
+        "train", "--data", str(toy_data), "--ensemble", "meso-sbi", "--protocol-only", "--no-register",
+        "--steps", "2", "--batch-size", "2", "--frames", str(FRAMES), "--folds", "3", "--workers", "1",
+        "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "fitted and scored at (0, 2) steps" in result.output  # the default snapshots past 2 dropped
+    assert "| 2 steps (reported) |" in result.output
+    assert "| the authors' model, not fine-tuned |" in result.output
+    assert not (tmp_path / "out").exists()  # nothing exported, no card
