@@ -176,6 +176,13 @@ def _greedy_matches(score: np.ndarray) -> list[tuple[int, int]]:
     return matches
 
 
+def main_person(identities: np.ndarray) -> np.ndarray:
+    """Bool mask of the faces of the person seen most often (ties: the lowest identity, i.e. the
+    first seen): whom a labelled clip's label is about."""
+    ids, counts = np.unique(identities, return_counts=True)
+    return identities == ids[np.argmax(counts)]
+
+
 def min_track_length(sampled_frames: int) -> int:
     """Shortest track worth keeping: 2 (no one-offs) once enough frames were sampled, else 1."""
     return 2 if sampled_frames >= FRAMES_TO_JUDGE_ONE_OFFS else 1

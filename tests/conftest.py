@@ -6,6 +6,7 @@ Torch is not imported here: tests of the torch-free gateway must be able to run 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,14 @@ os.environ.setdefault("OMP_NUM_THREADS", str(TORCH_THREADS))
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_TRAIN_DIR = REPO_ROOT.parent / "shared" / "data" / "train"
 TOY_GROUPS = 4  # sources of `toy_data`, one real and one fake clip each
+
+
+def project_registry_with_mesonet(folder: Path) -> Path:
+    """A scratch copy of the project's registry and the MesoNet authors' weights in `folder`, for
+    runs that start from those weights and register what they train; returns the registry."""
+    shutil.copy(REPO_ROOT / "weights" / "registry.toml", folder / "registry.toml")
+    shutil.copytree(REPO_ROOT / "weights" / "mesonet", folder / "mesonet")
+    return folder / "registry.toml"
 
 
 @pytest.fixture(scope="session")

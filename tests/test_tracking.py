@@ -16,6 +16,7 @@ from models.tracking import (
     assign_identities,
     box_iou,
     drop_short_tracks,
+    main_person,
     min_track_length,
 )
 from models.video.sampling import FrameSampling, iter_sampled_frames
@@ -214,3 +215,9 @@ def test_single_shot_research_clips_have_no_cuts(shared_train_dir: Path) -> None
     for row in sorted(rows, key=lambda r: r["file"])[:4]:
         frames = list(iter_sampled_frames(shared_train_dir / row["file"], FrameSampling(count=16)))
         assert shot_starts([frame_signature(f.image) for f in frames]) == set(), row["file"]
+
+
+def test_main_person_is_the_most_seen_identity_and_ties_go_to_the_lowest_identity() -> None:
+    # The tracker numbers people in the order it first sees them, so the lowest is the first seen.
+    assert main_person(np.array([0, 1, 1, 2, 1])).tolist() == [False, True, True, False, True]
+    assert main_person(np.array([1, 0, 1, 0])).tolist() == [False, True, False, True]

@@ -4,7 +4,6 @@ registry and the MesoNet authors' weights copied to a scratch folder; and the fi
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from models.training.blend_run import (
 )
 from models.training.blend_tune import BlendTuneConfig, BlendViews, tune_snapshots, view_weights
 from models.training.card import ModelCard
-from tests.conftest import REPO_ROOT, TOY_GROUPS
+from tests.conftest import TOY_GROUPS, project_registry_with_mesonet
 
 FRAMES = 4
 
@@ -34,10 +33,9 @@ FRAMES = 4
 @pytest.fixture(scope="module")
 def trained(toy_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[BlendRunConfig, ModelCard]:
     out = tmp_path_factory.mktemp("blend_weights")
-    shutil.copy(REPO_ROOT / "weights" / "registry.toml", out / "registry.toml")
-    shutil.copytree(REPO_ROOT / "weights" / "mesonet", out / "mesonet")
+    registry_path = project_registry_with_mesonet(out)
     config = BlendRunConfig(
-        data_dir=toy_data, labels=Path("labels.csv"), out_dir=out, registry_path=out / "registry.toml",
+        data_dir=toy_data, labels=Path("labels.csv"), out_dir=out, registry_path=registry_path,
         frames=FRAMES, folds=3, fit=BlendTuneConfig(steps=4, snapshots=(0, 2), batch_size=4), device="cpu",
         cache_root=tmp_path_factory.mktemp("blend_cache"), command="fakewatch train --ensemble meso-sbi",
     )
@@ -82,7 +80,7 @@ def test_the_card_reports_the_fixed_step_count_and_the_snapshots(trained) -> Non
 def test_batches_draw_half_blends_and_every_real_clip_alike(trained) -> None:
     config, _card = trained
     registry = Registry.load(config.registry_path)
-    _start, spec = start_model(registry)
+    _start, spec = start_model(registry, torch.device("cpu"))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (8, spec.size, spec.size, 3), dtype=np.uint8)
     # Clip 0 has two faces (four views), clip 1 one face, clip 2 (outside training) one face.
@@ -99,7 +97,7 @@ def test_batches_draw_half_blends_and_every_real_clip_alike(trained) -> None:
 def test_a_fit_leaves_its_start_untouched_and_snapshot_zero_is_the_start(trained) -> None:
     config, _card = trained
     registry = Registry.load(config.registry_path)
-    start, spec = start_model(registry)
+    start, spec = start_model(registry, torch.device("cpu"))
     before = {name: value.clone() for name, value in start.state_dict().items()}
     rng = np.random.default_rng(1)
     views = BlendViews(rng.integers(0, 255, (4, spec.size, spec.size, 3), dtype=np.uint8),

@@ -4,7 +4,6 @@ registry and the MesoNet authors' weights copied to a scratch folder."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from models.training.pair_run import (
     PairRunConfig,
     run_pair_training,
 )
-from tests.conftest import REPO_ROOT, TOY_GROUPS
+from tests.conftest import TOY_GROUPS, project_registry_with_mesonet
 
 FRAMES = 4
 
@@ -31,10 +30,9 @@ FRAMES = 4
 @pytest.fixture(scope="module")
 def trained(toy_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[PairRunConfig, ModelCard]:
     out = tmp_path_factory.mktemp("pair_weights")
-    shutil.copy(REPO_ROOT / "weights" / "registry.toml", out / "registry.toml")
-    shutil.copytree(REPO_ROOT / "weights" / "mesonet", out / "mesonet")
+    registry_path = project_registry_with_mesonet(out)
     config = PairRunConfig(
-        data_dir=toy_data, labels=Path("labels.csv"), out_dir=out, registry_path=out / "registry.toml",
+        data_dir=toy_data, labels=Path("labels.csv"), out_dir=out, registry_path=registry_path,
         frames=FRAMES, folds=3, fit=PairFitConfig(snapshots=(0, 3, 6), batch_size=4), device="cpu",
         cache_root=tmp_path_factory.mktemp("pair_cache"), command="fakewatch train --ensemble meso-ssim",
     )

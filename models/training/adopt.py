@@ -27,6 +27,7 @@ from models.datasets import REAL
 from models.protocol.folds import DEFAULT_FOLDS, Fold, leave_sources_out
 from models.protocol.metrics import ProtocolMetrics, VideoScore, auc_of, protocol_metrics
 from models.registry import Registry, ThresholdPresets
+from models.tracking import main_person
 from models.training.adoption_card import AdoptedMember, AdoptionCard
 from models.training.crossval import ClipFaces, OutOfFold, fold_index, temperature_on
 from models.training.errors import TrainingDataError
@@ -81,8 +82,7 @@ def _faces(clips: Sequence[ClipScores]) -> list[ClipFaces]:
     for clip in clips:
         assert clip.scores is not None
         identities = clip.scores.identities
-        ids, counts = np.unique(identities, return_counts=True)
-        faces.append(ClipFaces(clip.video, np.empty(0), identities, identities == ids[np.argmax(counts)]))
+        faces.append(ClipFaces(clip.video, np.empty(0), identities, main_person(identities)))
     return faces
 
 

@@ -35,6 +35,7 @@ from models.protocol.metrics import ProtocolMetrics
 from models.protocol.tables import report_tables, table
 from models.registry import Registry
 from models.schema import ThresholdPreset
+from models.tracking import main_person
 from models.training.augment import AugmentConfig
 from models.training.blend_tune import (
     BlendTuneConfig,
@@ -104,18 +105,19 @@ class _Prepared:
     rendering_seconds: float
 
 
-def start_model(registry: Registry) -> tuple[nn.Module, CropSpec]:
-    """The authors' MesoInception-4 and the crop spec both it and the trained model read."""
+def start_model(registry: Registry, device: torch.device) -> tuple[nn.Module, CropSpec]:
+    """The authors' MesoInception-4 on `device`, and the crop spec both it and the trained model
+    read."""
     entry, init = registry.models[MODEL_ID], registry.models[INIT_MODEL]
     if (init.architecture, init.params, init.preprocessing) != (entry.architecture, entry.params, entry.preprocessing):
         raise ConfigError(f"{MODEL_ID} must share {INIT_MODEL}'s architecture, params and preprocessing")
-    return load_classifier(init, registry), entry.preprocessing
+    return load_classifier(init, registry, device=device), entry.preprocessing
 
 
 def _prepare(config: BlendRunConfig, registry: Registry, device: torch.device,
              echo: Callable[[str], None]) -> _Prepared:
     videos = labelled_videos(config.data_dir, config.labels)
-    start, spec = start_model(registry)
+    start, spec = start_model(registry, device)
     started = time.perf_counter()
     cache = CropCache(CropExtractor(spec, config.frames, str(device)), config.cache_root)
     errors = fill_cache(cache, [v.path for v in videos], config.workers)
@@ -129,9 +131,8 @@ def _prepare(config: BlendRunConfig, registry: Registry, device: torch.device,
         if not len(tracked):
             without_face.append(video)
             continue
-        ids, counts = np.unique(identities, return_counts=True)
         crops.append(tracked)
-        faces.append(ClipFaces(video, np.empty(0), identities, identities == ids[np.argmax(counts)]))
+        faces.append(ClipFaces(video, np.empty(0), identities, main_person(identities)))
     if len({face.video.label for face in faces}) < 2:
         raise TrainingDataError("the protocol needs clips of both labels with a tracked face")
     started = time.perf_counter()

@@ -27,6 +27,7 @@ from torch import nn
 
 from models.crops import CropSpec, crops_to_tensor
 from models.training.augment import AugmentConfig, augment
+from models.training.errors import TrainingDataError
 from models.training.sbi import self_blend
 from models.training.top_fit import GRAD_CLIP_NORM, spread
 
@@ -83,7 +84,7 @@ def render_views(real_crops: dict[int, tuple[np.ndarray, np.ndarray]], seed: int
             clips += [clip, clip]
             blended += [False, True]
     if not images:
-        raise ValueError("no real face to render views from")
+        raise TrainingDataError("no real clip with a tracked face to render training views from")
     return BlendViews(np.stack(images), np.array(clips, np.int64), np.array(blended))
 
 
@@ -109,13 +110,14 @@ def tune_snapshots(start: nn.Module, spec: CropSpec, views: BlendViews, in_train
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = copy.deepcopy(start).train()
+    device = next(model.parameters()).device
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     snapshots, step = {}, 0
     for target in config.scored_counts():
         while step < target:
             batch = rows[rng.choice(len(rows), config.batch_size, p=probabilities)]
-            inputs = crops_to_tensor(list(views.images[batch]), spec)
-            targets = torch.from_numpy(views.blended[batch].astype(np.float32))
+            inputs = crops_to_tensor(list(views.images[batch]), spec).to(device)
+            targets = torch.from_numpy(views.blended[batch].astype(np.float32)).to(device)
             loss = F.binary_cross_entropy_with_logits(model(inputs).reshape(-1), targets)
             optimiser.zero_grad()
             loss.backward()
@@ -127,10 +129,12 @@ def tune_snapshots(start: nn.Module, spec: CropSpec, views: BlendViews, in_train
 
 
 def face_logits(model: nn.Module, crops: Sequence[np.ndarray] | np.ndarray, spec: CropSpec) -> np.ndarray:
-    """(N,) P(fake) logits of uint8 crops, as the detector computes them."""
+    """(N,) P(fake) logits of uint8 crops, as the detector computes them, on the model's device."""
     model.eval()
+    device = next(model.parameters()).device
     parts = []
     with torch.inference_mode():
         for start in range(0, len(crops), PREDICT_BATCH):
-            parts.append(model(crops_to_tensor(list(crops[start : start + PREDICT_BATCH]), spec)).float().reshape(-1))
+            batch = crops_to_tensor(list(crops[start : start + PREDICT_BATCH]), spec).to(device)
+            parts.append(model(batch).float().reshape(-1).cpu())
     return torch.cat(parts).numpy() if parts else np.zeros(0, np.float32)

@@ -27,7 +27,7 @@ from models.crops import CropSpec, crop_face, crop_window
 from models.errors import FakewatchError
 from models.face_finder import FaceFinder, finder_settings
 from models.faces import Face
-from models.tracking import assign_identities, min_track_length
+from models.tracking import assign_identities, main_person, min_track_length
 from models.video.sampling import FrameSampling, read_sampled_frames
 
 # Bump when what is stored, or how it is computed, changes. 3: faces found by the detector's
@@ -102,8 +102,7 @@ class ClipCrops:
         faces, identities = self.tracked()
         if not len(faces):
             return faces
-        ids, counts = np.unique(identities, return_counts=True)
-        return faces.select(identities == ids[np.argmax(counts)])
+        return faces.select(main_person(identities))
 
     def select(self, keep: np.ndarray) -> ClipCrops:
         return ClipCrops(

@@ -16,6 +16,7 @@ from models.aggregation import CropScores, get_policy
 from models.datasets import REAL, LabeledVideo
 from models.protocol.folds import Fold
 from models.protocol.metrics import VideoScore
+from models.tracking import main_person
 from models.training.calibration import calibrated, fit_temperature
 from models.training.cropcache import ClipCrops
 from models.training.fit import fit_member
@@ -38,8 +39,7 @@ class ClipFaces:
     def of(cls, video: LabeledVideo, crops: ClipCrops, trunk: Trunk) -> ClipFaces:
         """For a clip with at least one tracked face (clips without one have no score)."""
         faces, identities = crops.tracked()
-        ids, counts = np.unique(identities, return_counts=True)
-        return cls(video, trunk(list(faces.crops)), identities, identities == ids[np.argmax(counts)])
+        return cls(video, trunk(list(faces.crops)), identities, main_person(identities))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from models.protocol.metrics import ProtocolMetrics, VideoScore, auc_of
 from models.protocol.tables import report_tables, table
 from models.registry import Registry
 from models.ssim_pairs import NoPairError, PairInputs, grey_view
+from models.tracking import main_person
 from models.training.card import (
     LIMITATIONS,
     MemberCard,
@@ -144,10 +145,9 @@ def _clip(video: LabeledVideo, crops: ClipCrops, model: MesoInceptionSSIM, spec:
     faces, identities = crops.tracked()
     if not len(faces):
         return None
-    ids, counts = np.unique(identities, return_counts=True)
     pairs = PairInputs.of_faces([grey_view(crop) for crop in faces.crops], identities)
     return PairClip(video, _features(model, faces.crops, spec, device), pairs, identities,
-                    identities == ids[np.argmax(counts)])
+                    main_person(identities))
 
 
 def _prepare(config: PairRunConfig, registry: Registry, device: torch.device,
