@@ -36,7 +36,8 @@ def trained(toy_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[B
     registry_path = project_registry_with_mesonet(out)
     config = BlendRunConfig(
         data_dir=toy_data, labels=Path("labels.csv"), out_dir=out, registry_path=registry_path,
-        frames=FRAMES, folds=3, fit=BlendTuneConfig(steps=4, snapshots=(0, 2), batch_size=4), device="cpu",
+        frames=FRAMES, folds=3, fit=BlendTuneConfig(steps=4, snapshots=(0, 2), batch_size=4), masks="dense",
+        device="cpu",
         cache_root=tmp_path_factory.mktemp("blend_cache"), command="fakewatch train --ensemble meso-sbi",
     )
     return config, run_blend_training(config, echo=lambda line: None)
@@ -73,7 +74,8 @@ def test_the_card_reports_the_fixed_step_count_and_the_snapshots(trained) -> Non
     assert all(v.videos == 2 * TOY_GROUPS for v in card.variants.values())
     assert card.training.views == {"real face": 1, "self-blended": 1, "genuine fake": 0}
     markdown = (config.out_dir / f"{ENSEMBLE.card_stem}.md").read_text()
-    for text in ("Variants under the same protocol", "genuine fakes are never trained on", card.members[0].sha256):
+    for text in ("Variants under the same protocol", "genuine fakes are never trained on", card.members[0].sha256,
+                 "blend masks: dlib's 68 points", "iBUG 300-W, is for research only"):
         assert text in markdown
 
 
@@ -116,6 +118,15 @@ def test_cli_refuses_options_of_the_lite_members(toy_data: Path) -> None:
                                        "--real-frames", "8", "--no-register"])
     assert result.exit_code == 2
     assert "--real-frames do not apply to meso-sbi" in result.output
+
+
+def test_cli_refuses_blend_masks_for_other_ensembles(toy_data: Path) -> None:
+    from fakewatch.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--data", str(toy_data), "--ensemble", "fakewatch-sbi",
+                                       "--blend-masks", "dense", "--no-register"])
+    assert result.exit_code == 2
+    assert "--blend-masks applies to meso-sbi only" in result.output
 
 
 def test_cli_protocol_only_prints_the_tables_at_the_given_steps(toy_data: Path, tmp_path: Path) -> None:

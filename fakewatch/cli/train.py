@@ -55,6 +55,10 @@ NOT_FOR_BLENDS = ("members", "real_frames", "sbi_fraction", "teacher")
               help="Views per step (meso-sbi's default: 32).")
 @click.option("--sbi-fraction", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Share of the fake mass given to self-blended views of real faces.")
+@click.option("--blend-masks", type=click.Choice(["five-point", "dense"]), default="five-point",
+              show_default=True,
+              help="meso-sbi only: shape the self-blend masks from MTCNN's five points or from "
+                   "dlib's 68 (needs the train extras).")
 @click.option("--protocol-only", is_flag=True,
               help="Run the protocol and print its tables; write no weights, card or registry.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
@@ -71,7 +75,7 @@ def train(
     ctx: click.Context, data_dir: Path, labels: Path | None, out_dir: Path | None, register: bool, ensemble_name: str,
     members: str | None, seed: int,
     frames: int, real_frames: int, folds: int, steps: int, batch_size: int, sbi_fraction: float,
-    protocol_only: bool, device: str, threads: int | None, workers: int, teacher: str | None,
+    blend_masks: str, protocol_only: bool, device: str, threads: int | None, workers: int, teacher: str | None,
     cache_dir: Path | None,
 ) -> None:
     """Train one of fakewatch's own ensembles from labelled videos.
@@ -102,10 +106,12 @@ def train(
         wrong = [f"--{option.replace('_', '-')}" for option in refused if given(option)]
         if ensemble_name == name and wrong:
             raise click.UsageError(f"{', '.join(wrong)} do not apply to {name}")
+    if given("blend_masks") and ensemble_name != BLEND_ENSEMBLE:
+        raise click.UsageError(f"--blend-masks applies to {BLEND_ENSEMBLE} only")
     if ensemble_name == BLEND_ENSEMBLE:
         _train_blends(data_dir, labels, out_dir, register, seed, frames, folds,
                       steps if given("steps") else None, batch_size if given("batch_size") else None,
-                      protocol_only, device, workers, cache_dir)
+                      blend_masks, protocol_only, device, workers, cache_dir)
         return
     if ensemble_name == PAIR_ENSEMBLE:
         _train_pairs(data_dir, labels, out_dir, register, seed, frames, folds, batch_size,
@@ -164,8 +170,8 @@ def _train_pairs(data_dir: Path, labels: Path | None, out_dir: Path, register: b
 
 
 def _train_blends(data_dir: Path, labels: Path | None, out_dir: Path, register: bool, seed: int,
-                  frames: int, folds: int, steps: int | None, batch_size: int | None, protocol_only: bool,
-                  device: str, workers: int, cache_dir: Path | None) -> None:
+                  frames: int, folds: int, steps: int | None, batch_size: int | None, masks: str,
+                  protocol_only: bool, device: str, workers: int, cache_dir: Path | None) -> None:
     """MesoInception-4 fine-tuned on self-blended images (`models.training.blend_run`); steps and
     batch size keep that run's own defaults unless given."""
     from models.training.blend_run import (
@@ -183,7 +189,7 @@ def _train_blends(data_dir: Path, labels: Path | None, out_dir: Path, register: 
                           batch_size=batch_size or defaults.batch_size, seed=seed)
     config = BlendRunConfig(
         data_dir=data_dir, labels=labels, out_dir=out_dir, registry_path=registry_path, frames=frames,
-        folds=folds, fit=fit, device=device, workers=workers, cache_root=cache_dir, command=command_line(),
+        folds=folds, fit=fit, masks=masks, device=device, workers=workers, cache_root=cache_dir, command=command_line(),
     )
     _run(protocol_only, run_blend_protocol_only, run_blend_training, config)
 

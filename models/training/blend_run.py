@@ -3,7 +3,8 @@ end to end on real faces against their self-blended images (`models.training.ble
 
 1. Crops of every clip at the detector's frame count with the detector's face pipeline (cached,
    shared with `meso-ssim`: same crop spec and frames).
-2. Views rendered once from the real clips' tracked faces: each face as itself and self-blended.
+2. Views rendered once from the real clips' tracked faces: each face as itself and self-blended,
+   the blend masks shaped from MTCNN's five points or (`masks="dense"`) dlib's 68.
 3. The leave-sources-out protocol: per fold, one fit on the other folds' real clips, scored on
    every clip of the fold (its genuine fakes included) at each snapshot. The step count is fixed
    in advance (`--steps`), so the figures it is reported at are selection-free; the snapshots go
@@ -54,6 +55,7 @@ from models.training.card import (
 )
 from models.training.cropcache import ClipCrops, CropCache, CropExtractor, fill_cache
 from models.training.crossval import ClipFaces, OutOfFold, fold_index, temperature_on
+from models.training.dense_landmarks import TRAINING_DATA_NOTE, DenseLandmarker
 from models.training.errors import TrainingDataError
 from models.training.export import export_fp32
 from models.training.members import TrainedEnsemble
@@ -65,6 +67,12 @@ MODEL_ID = "fakewatch-meso-sbi"
 ENSEMBLE = TrainedEnsemble("meso-sbi", "fakewatch MesoInception-4 fine-tuned on self-blended images",
                            MODEL_ID, (MODEL_ID,))
 INIT_MODEL = "mesonet-inception4-df"  # where the fine-tuning starts
+# What shapes the self-blend masks, as the card describes it.
+MASK_SHAPES = {
+    "five-point": "a face hull extended from MTCNN's five points, randomly scaled",
+    "dense": ("dlib's 68 points: the whole face with its forehead, the points' hull or the lower "
+              "face, drawn alike, elastically warped"),
+}
 BLEND_LIMITATIONS = [
     LIMITATIONS[0],
     ("Trained on real faces and their self-blended images only: what it learns is the blending "
@@ -86,6 +94,7 @@ class BlendRunConfig:
     frames: int = DEFAULT_FRAMES
     folds: int = DEFAULT_FOLDS
     fit: BlendTuneConfig = field(default_factory=BlendTuneConfig)
+    masks: str = "five-point"  # a key of MASK_SHAPES
     device: str = "auto"
     workers: int = 1
     cache_root: Path | None = None
@@ -114,6 +123,17 @@ def start_model(registry: Registry, device: torch.device) -> tuple[nn.Module, Cr
     return load_classifier(init, registry, device=device), entry.preprocessing
 
 
+def mask_points(crops: list[ClipCrops], faces: list[ClipFaces], masks: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each real clip's crops with the points its self-blend masks are shaped from."""
+    if masks not in MASK_SHAPES:
+        raise ConfigError(f"unknown blend masks {masks!r}; known: {', '.join(MASK_SHAPES)}")
+    real = {i: clip for i, clip in enumerate(crops) if faces[i].video.label == REAL}
+    if masks == "five-point":
+        return {i: (clip.crops, clip.landmarks) for i, clip in real.items()}
+    landmarker = DenseLandmarker()
+    return {i: (clip.crops, landmarker.many(clip.crops, clip.landmarks)) for i, clip in real.items()}
+
+
 def _prepare(config: BlendRunConfig, registry: Registry, device: torch.device,
              echo: Callable[[str], None]) -> _Prepared:
     videos = labelled_videos(config.data_dir, config.labels)
@@ -136,8 +156,7 @@ def _prepare(config: BlendRunConfig, registry: Registry, device: torch.device,
     if len({face.video.label for face in faces}) < 2:
         raise TrainingDataError("the protocol needs clips of both labels with a tracked face")
     started = time.perf_counter()
-    views = render_views({i: (c.crops, c.landmarks) for i, c in enumerate(crops)
-                          if faces[i].video.label == REAL}, config.fit.seed)
+    views = render_views(mask_points(crops, faces, config.masks), config.fit.seed)
     prepared = _Prepared(start, spec, crops, faces, views, without_face, errors, extraction_seconds,
                          time.perf_counter() - started)
     echo(f"{len(crops)} clips with a tracked face ({len(without_face)} without, {len(errors)} "
@@ -218,11 +237,12 @@ def _card(config: BlendRunConfig, run: _Protocol, member: MemberCard, presets: l
             batch_size=config.fit.batch_size, sbi_fraction=1.0,
             augmentations=AugmentConfig().describe(),
             fit_mix="half of every batch real faces, half their self-blended images, every real clip "
-                    "alike; genuine fakes are never trained on (they are only scored by the protocol)",
+                    "alike; genuine fakes are never trained on (they are only scored by the protocol); "
+                    f"blend masks: {MASK_SHAPES[config.masks]}",
         ),
         machine=machine_card(run.device, prepared.extraction_seconds, prepared.rendering_seconds,
                              time.perf_counter() - started),
-        limitations=BLEND_LIMITATIONS,
+        limitations=BLEND_LIMITATIONS + ([TRAINING_DATA_NOTE] if config.masks == "dense" else []),
         variants=run.variants,
     )
 

@@ -5,8 +5,11 @@ through a soft face-shaped mask. The result carries what face swaps share (a ble
 colour and frequency mismatch between face and surroundings, slight misalignment) and nothing of
 any one dataset's look, so the classifier learns those artefacts rather than a source's quirks.
 
-The paper builds its mask from 81 landmarks; fakewatch only has MTCNN's five, so the hull is
-extended from them with face proportions (forehead, cheeks, jaw) and randomly scaled.
+The paper builds its mask from 81 landmarks. From MTCNN's five points the hull is extended with
+face proportions (forehead, cheeks, jaw) and randomly scaled. From dlib's 68 points
+(`models.training.dense_landmarks`) it follows the face's own outline: the whole face up to the
+forehead, the landmarks' hull, or the lower face from the nose down (what lip-sync tools
+regenerate), drawn at random and elastically deformed, as in the paper.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from models.training.dense_landmarks import DENSE_POINTS
 
 # The paper's blend ratios: a partial blend a quarter of the time each, a full swap otherwise.
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
@@ -27,6 +32,14 @@ JAW_DOWN, JAW_OUT = 0.65, 0.15
 HULL_SCALE_RANGE = (0.8, 1.15)
 MORPH_FRACTION_RANGE = (0.0, 0.06)  # erosion/dilation kernel, fraction of the crop side
 MASK_BLUR_FRACTION_RANGE = (0.01, 0.06)  # gaussian sigma, fraction of the crop side
+# Dense masks: the brows lifted towards the hairline by this fraction of the brow-to-chin height
+# (68 points stop at the brows), and a smooth random warp of up to this fraction of the crop side,
+# interpolated from a coarse grid of displacements.
+FOREHEAD_LIFT_RANGE = (0.0, 0.3)
+ELASTIC_AMPLITUDE_RANGE = (0.0, 0.04)
+ELASTIC_GRID = 5
+JAW, BROWS, NOSE_BRIDGE_TOP, CHIN = slice(0, 17), slice(17, 27), 27, 8
+LOWER_FACE = [*range(1, 16), *range(28, 36), *range(48, 68)]
 SOURCE_SCALE_RANGE = (0.95, 1.05)
 SOURCE_SHIFT_FRACTION = 0.03
 # Colour mismatch between the pasted face and its frame: subtle, as in real swaps (the paper's
@@ -70,13 +83,45 @@ def face_hull(landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return centre + (points - centre) * scale
 
 
+def dense_hull(landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Polygon from dlib's 68 points, as (K, 2): one of the whole face with its forehead, the
+    points' own hull, or the lower face from the nose bridge down, drawn alike."""
+    points = np.asarray(landmarks, dtype=np.float64).reshape(68, 2)
+    region = rng.integers(3)
+    if region == 0:
+        height = points[CHIN] - points[NOSE_BRIDGE_TOP]
+        forehead = points[BROWS] - rng.uniform(*FOREHEAD_LIFT_RANGE) * height
+        return np.concatenate([points[JAW], forehead])
+    if region == 1:
+        return points
+    return points[LOWER_FACE]
+
+
+def hull_points(landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The mask's polygon from MTCNN's five points or dlib's 68."""
+    return dense_hull(landmarks, rng) if len(landmarks) == DENSE_POINTS else face_hull(landmarks, rng)
+
+
+def elastic_warp(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The mask under a smooth random displacement: real blending boundaries are not convex."""
+    height, width = mask.shape
+    amplitude = min(height, width) * rng.uniform(*ELASTIC_AMPLITUDE_RANGE)
+    coarse = rng.uniform(-amplitude, amplitude, size=(2, ELASTIC_GRID, ELASTIC_GRID)).astype(np.float32)
+    dx, dy = (cv2.resize(field, (width, height), interpolation=cv2.INTER_CUBIC) for field in coarse)
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(mask, xs + dx, ys + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
 def blend_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Soft mask in [0, 1]: the hull, randomly eroded or dilated, blurred, times a blend ratio."""
+    """Soft mask in [0, 1]: the hull (warped when dense), randomly eroded or dilated, blurred,
+    times a blend ratio."""
     height, width = shape
     side = min(height, width)
     mask = np.zeros((height, width), np.uint8)
-    hull = cv2.convexHull(np.round(face_hull(landmarks, rng)).astype(np.int32))
+    hull = cv2.convexHull(np.round(hull_points(landmarks, rng)).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 255)
+    if len(landmarks) == DENSE_POINTS:
+        mask = elastic_warp(mask, rng)
     kernel = round(side * rng.uniform(*MORPH_FRACTION_RANGE))
     if kernel >= 2:
         element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
@@ -126,7 +171,7 @@ def self_blend(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generato
 
     Args:
         image: RGB uint8 face crop.
-        landmarks: (5, 2) MTCNN points in the crop's pixel coordinates.
+        landmarks: (5, 2) MTCNN points or (68, 2) dlib points in the crop's pixel coordinates.
     """
     source = image.astype(np.float32)
     source = _colour_shift(source.astype(np.uint8), rng) if rng.random() < 0.9 else source
