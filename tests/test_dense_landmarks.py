@@ -76,3 +76,16 @@ def test_a_missing_predictor_package_says_how_to_install_it(monkeypatch) -> None
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"fakewatch\[train\]"):
         predictor_path()
+
+
+def test_masks_need_five_or_sixty_eight_points(astronaut_face) -> None:
+    crop, _five, dense = astronaut_face
+    with pytest.raises(ValueError, match="5 or 68 landmarks, not 10"):
+        self_blend(crop, dense[:10], np.random.default_rng(0))
+
+
+def test_an_unknown_mask_shape_is_refused_before_any_work(tmp_path) -> None:
+    from models.training.blend_run import BlendRunConfig
+
+    with pytest.raises(ConfigError, match="unknown blend masks 'eighty-one'"):
+        BlendRunConfig(data_dir=tmp_path, labels=None, out_dir=tmp_path, registry_path=None, masks="eighty-one")

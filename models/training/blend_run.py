@@ -100,6 +100,10 @@ class BlendRunConfig:
     cache_root: Path | None = None
     command: str = ""
 
+    def __post_init__(self) -> None:
+        if self.masks not in MASK_SHAPES:
+            raise ConfigError(f"unknown blend masks {self.masks!r}; known: {', '.join(MASK_SHAPES)}")
+
 
 @dataclass(frozen=True)
 class _Prepared:
@@ -123,20 +127,20 @@ def start_model(registry: Registry, device: torch.device) -> tuple[nn.Module, Cr
     return load_classifier(init, registry, device=device), entry.preprocessing
 
 
-def mask_points(crops: list[ClipCrops], faces: list[ClipFaces], masks: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Each real clip's crops with the points its self-blend masks are shaped from."""
-    if masks not in MASK_SHAPES:
-        raise ConfigError(f"unknown blend masks {masks!r}; known: {', '.join(MASK_SHAPES)}")
+def mask_points(crops: list[ClipCrops], faces: list[ClipFaces],
+                landmarker: DenseLandmarker | None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each real clip's crops with the points its self-blend masks are shaped from: MTCNN's
+    five, or the `landmarker`'s 68 when given."""
     real = {i: clip for i, clip in enumerate(crops) if faces[i].video.label == REAL}
-    if masks == "five-point":
+    if landmarker is None:
         return {i: (clip.crops, clip.landmarks) for i, clip in real.items()}
-    landmarker = DenseLandmarker()
     return {i: (clip.crops, landmarker.many(clip.crops, clip.landmarks)) for i, clip in real.items()}
 
 
 def _prepare(config: BlendRunConfig, registry: Registry, device: torch.device,
              echo: Callable[[str], None]) -> _Prepared:
     videos = labelled_videos(config.data_dir, config.labels)
+    landmarker = DenseLandmarker() if config.masks == "dense" else None  # before any slow step
     start, spec = start_model(registry, device)
     started = time.perf_counter()
     cache = CropCache(CropExtractor(spec, config.frames, str(device)), config.cache_root)
@@ -156,7 +160,7 @@ def _prepare(config: BlendRunConfig, registry: Registry, device: torch.device,
     if len({face.video.label for face in faces}) < 2:
         raise TrainingDataError("the protocol needs clips of both labels with a tracked face")
     started = time.perf_counter()
-    views = render_views(mask_points(crops, faces, config.masks), config.fit.seed)
+    views = render_views(mask_points(crops, faces, landmarker), config.fit.seed)
     prepared = _Prepared(start, spec, crops, faces, views, without_face, errors, extraction_seconds,
                          time.perf_counter() - started)
     echo(f"{len(crops)} clips with a tracked face ({len(without_face)} without, {len(errors)} "

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import ConfigError
+from models.training.sbi import DENSE_POINTS
 
 PREDICTOR_PACKAGE = "face_recognition_models"
 PREDICTOR_FILE = Path("models") / "shape_predictor_68_face_landmarks.dat"
@@ -24,7 +25,7 @@ PREDICTOR_FILE = Path("models") / "shape_predictor_68_face_landmarks.dat"
 # training crops where HOG found exactly one face (quartiles 0.31-0.48 and 1.07-1.17).
 BOX_CENTRE_ALONG_MOUTH = 0.35
 BOX_SIDE_PER_FACE_SPAN = 1.11
-DENSE_POINTS = 68
+INSTALL_HINT = "pip install 'fakewatch[train]'"
 TRAINING_DATA_NOTE = ("The self-blend masks were shaped by dlib's 68-point predictor, at training "
                       "time only; its training data, iBUG 300-W, is for research only.")
 
@@ -37,7 +38,7 @@ def predictor_path() -> Path:
     """
     spec = importlib.util.find_spec(PREDICTOR_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("dense self-blend masks need the training extras: pip install 'fakewatch[train]'")
+        raise ConfigError(f"dense self-blend masks need dlib's 68-point predictor: {INSTALL_HINT}")
     return Path(next(iter(spec.submodule_search_locations))) / PREDICTOR_FILE
 
 
@@ -47,19 +48,20 @@ def face_box(five_points: np.ndarray) -> tuple[int, int, int, int]:
     eyes = (left_eye + right_eye) / 2
     to_mouth = (mouth_left + mouth_right) / 2 - eyes
     centre = eyes + BOX_CENTRE_ALONG_MOUTH * to_mouth
-    half = BOX_SIDE_PER_FACE_SPAN * (np.linalg.norm(right_eye - left_eye) + np.linalg.norm(to_mouth)) / 2
-    left, top = np.round(centre - half).astype(int)
-    right, bottom = np.round(centre + half).astype(int)
-    return int(left), int(top), int(right), int(bottom)
+    side = round(float(BOX_SIDE_PER_FACE_SPAN * (np.linalg.norm(right_eye - left_eye) + np.linalg.norm(to_mouth))))
+    left, top = (round(float(c) - side / 2) for c in centre)
+    return left, top, left + side, top + side
 
 
 class DenseLandmarker:
     """dlib's 68-point shape predictor, loaded once."""
 
     def __init__(self) -> None:
-        import dlib  # training-time only: the service never needs it
-
         path = predictor_path()
+        try:
+            import dlib  # training time only: the service never needs it
+        except ImportError as error:
+            raise ConfigError(f"dense self-blend masks need dlib: {INSTALL_HINT}") from error
         if not path.is_file():
             raise ConfigError(f"dlib's 68-point predictor is missing from {PREDICTOR_PACKAGE}: reinstall it")
         self._dlib = dlib

@@ -8,8 +8,9 @@ any one dataset's look, so the classifier learns those artefacts rather than a s
 The paper builds its mask from 81 landmarks. From MTCNN's five points the hull is extended with
 face proportions (forehead, cheeks, jaw) and randomly scaled. From dlib's 68 points
 (`models.training.dense_landmarks`) it follows the face's own outline: the whole face up to the
-forehead, the landmarks' hull, or the lower face from the nose down (what lip-sync tools
-regenerate), drawn at random and elastically deformed, as in the paper.
+forehead, the inner face (brows, eyes, nose and lips, inside the jaw line) or the lower face from
+the nose down (what lip-sync tools regenerate), drawn at random and elastically deformed, as in
+the paper.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
-from models.training.dense_landmarks import DENSE_POINTS
 
 # The paper's blend ratios: a partial blend a quarter of the time each, a full swap otherwise.
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
@@ -32,13 +31,15 @@ JAW_DOWN, JAW_OUT = 0.65, 0.15
 HULL_SCALE_RANGE = (0.8, 1.15)
 MORPH_FRACTION_RANGE = (0.0, 0.06)  # erosion/dilation kernel, fraction of the crop side
 MASK_BLUR_FRACTION_RANGE = (0.01, 0.06)  # gaussian sigma, fraction of the crop side
-# Dense masks: the brows lifted towards the hairline by this fraction of the brow-to-chin height
-# (68 points stop at the brows), and a smooth random warp of up to this fraction of the crop side,
+FIVE_POINTS, DENSE_POINTS = 5, 68  # MTCNN's landmarks; dlib's (iBUG 300-W order)
+# Dense masks: the brows lifted towards the hairline by this fraction of the vector from the top
+# of the nose bridge to the chin (68 points stop at the brows), and a smooth random warp of up to this fraction of the crop side,
 # interpolated from a coarse grid of displacements.
 FOREHEAD_LIFT_RANGE = (0.0, 0.3)
 ELASTIC_AMPLITUDE_RANGE = (0.0, 0.04)
 ELASTIC_GRID = 5
 JAW, BROWS, NOSE_BRIDGE_TOP, CHIN = slice(0, 17), slice(17, 27), 27, 8
+INNER_FACE = slice(17, 68)  # brows, nose, eyes, lips
 LOWER_FACE = [*range(1, 16), *range(28, 36), *range(48, 68)]
 SOURCE_SCALE_RANGE = (0.95, 1.05)
 SOURCE_SHIFT_FRACTION = 0.03
@@ -85,21 +86,16 @@ def face_hull(landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def dense_hull(landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Polygon from dlib's 68 points, as (K, 2): one of the whole face with its forehead, the
-    points' own hull, or the lower face from the nose bridge down, drawn alike."""
-    points = np.asarray(landmarks, dtype=np.float64).reshape(68, 2)
+    inner face without the jaw line, or the lower face from the nose bridge down, drawn alike."""
+    points = np.asarray(landmarks, dtype=np.float64).reshape(DENSE_POINTS, 2)
     region = rng.integers(3)
     if region == 0:
         height = points[CHIN] - points[NOSE_BRIDGE_TOP]
         forehead = points[BROWS] - rng.uniform(*FOREHEAD_LIFT_RANGE) * height
         return np.concatenate([points[JAW], forehead])
     if region == 1:
-        return points
+        return points[INNER_FACE]
     return points[LOWER_FACE]
-
-
-def hull_points(landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The mask's polygon from MTCNN's five points or dlib's 68."""
-    return dense_hull(landmarks, rng) if len(landmarks) == DENSE_POINTS else face_hull(landmarks, rng)
 
 
 def elastic_warp(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -115,12 +111,16 @@ def elastic_warp(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def blend_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """Soft mask in [0, 1]: the hull (warped when dense), randomly eroded or dilated, blurred,
     times a blend ratio."""
+    points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    if len(points) not in (FIVE_POINTS, DENSE_POINTS):
+        raise ValueError(f"masks are shaped from {FIVE_POINTS} or {DENSE_POINTS} landmarks, not {len(points)}")
+    dense = len(points) == DENSE_POINTS
     height, width = shape
     side = min(height, width)
     mask = np.zeros((height, width), np.uint8)
-    hull = cv2.convexHull(np.round(hull_points(landmarks, rng)).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 255)
-    if len(landmarks) == DENSE_POINTS:
+    polygon = dense_hull(points, rng) if dense else face_hull(points, rng)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(polygon).astype(np.int32)), 255)
+    if dense:
         mask = elastic_warp(mask, rng)
     kernel = round(side * rng.uniform(*MORPH_FRACTION_RANGE))
     if kernel >= 2:
