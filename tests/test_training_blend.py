@@ -75,7 +75,8 @@ def test_the_card_reports_the_fixed_step_count_and_the_snapshots(trained) -> Non
     assert card.training.views == {"real face": 1, "self-blended": 1, "genuine fake": 0}
     markdown = (config.out_dir / f"{ENSEMBLE.card_stem}.md").read_text()
     for text in ("Variants under the same protocol", "genuine fakes are never trained on", card.members[0].sha256,
-                 "blend masks: dlib's 68 points", "iBUG 300-W, is for research only"):
+                 "blend masks: dlib's 68 points: the whole face with its forehead, the inner face",
+                 "iBUG 300-W, is for research only"):
         assert text in markdown
 
 

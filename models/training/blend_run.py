@@ -70,7 +70,7 @@ INIT_MODEL = "mesonet-inception4-df"  # where the fine-tuning starts
 # What shapes the self-blend masks, as the card describes it.
 MASK_SHAPES = {
     "five-point": "a face hull extended from MTCNN's five points, randomly scaled",
-    "dense": ("dlib's 68 points: the whole face with its forehead, the points' hull or the lower "
+    "dense": ("dlib's 68 points: the whole face with its forehead, the inner face or the lower "
               "face, drawn alike, elastically warped"),
 }
 BLEND_LIMITATIONS = [

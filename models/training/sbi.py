@@ -33,8 +33,8 @@ MORPH_FRACTION_RANGE = (0.0, 0.06)  # erosion/dilation kernel, fraction of the c
 MASK_BLUR_FRACTION_RANGE = (0.01, 0.06)  # gaussian sigma, fraction of the crop side
 FIVE_POINTS, DENSE_POINTS = 5, 68  # MTCNN's landmarks; dlib's (iBUG 300-W order)
 # Dense masks: the brows lifted towards the hairline by this fraction of the vector from the top
-# of the nose bridge to the chin (68 points stop at the brows), and a smooth random warp of up to this fraction of the crop side,
-# interpolated from a coarse grid of displacements.
+# of the nose bridge to the chin (68 points stop at the brows), and a smooth random warp of up to
+# this fraction of the crop side, interpolated from a coarse grid of displacements.
 FOREHEAD_LIFT_RANGE = (0.0, 0.3)
 ELASTIC_AMPLITUDE_RANGE = (0.0, 0.04)
 ELASTIC_GRID = 5
