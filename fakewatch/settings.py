@@ -18,7 +18,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from models.config import (
     DECODE_MAX_SIDE,
     DEFAULT_FRAMES,
-    DEFAULT_POLICY,
     DetectorConfig,
     Precision,
     PresetName,
@@ -173,7 +172,7 @@ class Settings(BaseSettings):
     device: str = "auto"
     default_models: Annotated[list[str] | None, NoDecode] = None
     frames: int = Field(default=DEFAULT_FRAMES, ge=1)
-    policy: str = DEFAULT_POLICY
+    policy: str | None = None  # None: the policy the ensemble's presets were measured under
     # None: the default ensemble's measured preset (`preset`, else its default one).
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     preset: PresetName | None = None

@@ -12,8 +12,8 @@ DEFAULT_FRAMES = 32  # selim's DFDC-winning pipeline samples 32 frames per video
 # Hard ceiling on a decoded frame's longer side (8K): FFmpeg refuses to allocate larger frames,
 # whatever the header said, so a stream that changes resolution mid-way cannot exhaust memory.
 DECODE_MAX_SIDE = 8192
-# The policy the shipped presets and model card were measured under (the protocol's best AUC):
-# presets fitted on one policy's scores mean nothing on another's.
+# The policy used when neither the request, the detector nor the loaded ensemble's presets name one
+# (the protocol's best AUC for the SBI pair; the default ensemble's presets were fitted under it).
 DEFAULT_POLICY = "confident"
 # `models.aggregation.POLICIES`, named here so that the gateway, settings and the CLI can check a
 # name without numpy.
@@ -38,7 +38,8 @@ class DetectorConfig:
         models: model ids, or a single ensemble name; None means the registry's default ensemble.
         device: "auto", "cpu" or "cuda" (or "cuda:N").
         frames: frames sampled per video unless a request says otherwise.
-        policy: aggregation policy name unless a request says otherwise.
+        policy: aggregation policy name unless a request says otherwise; None takes the policy the
+            loaded ensemble's presets were measured under (else DEFAULT_POLICY).
         threshold: P(fake) at or above which a video is labelled fake; None takes the loaded
             ensemble's preset (`preset`, else its default), or DEFAULT_THRESHOLD without presets.
         preset: threshold preset of the loaded ensemble used when `threshold` is None.
@@ -50,7 +51,7 @@ class DetectorConfig:
     models: tuple[str, ...] | None = None
     device: str = "auto"
     frames: int = DEFAULT_FRAMES
-    policy: str = DEFAULT_POLICY
+    policy: str | None = None
     threshold: float | None = None
     preset: PresetName | None = None
     precision: Precision = "auto"

@@ -24,7 +24,7 @@ from models.ensemble import Ensemble, Member
 from models.errors import ConfigError
 from models.faces import Face
 from models.family_faces import FamilyFaces
-from models.presets import OperatingPoint, ensemble_presets, operating_point
+from models.presets import OperatingPoint, aggregation_policy, ensemble_presets, operating_point
 from models.registry import Registry, ThresholdPresets, registry_sha256
 from models.schema import (
     Box,
@@ -82,7 +82,8 @@ class Detector:
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = config or DetectorConfig()
-        get_policy(self.config.policy)  # refuse a bad default before loading anything
+        if self.config.policy is not None:  # refuse a bad default before loading anything
+            get_policy(self.config.policy)
         self.device = resolve_device(self.config.device)
         self._faces: FamilyFaces | None = None
         self._ensemble: Ensemble | None = None
@@ -142,9 +143,15 @@ class Detector:
 
     def operating_point(self, options: DetectOptions) -> OperatingPoint:
         """The threshold (and preset) a request with `options` is judged at."""
+        return operating_point(options, self.config, self._presets, self._whole_ensemble(options))
+
+    def policy_name(self, options: DetectOptions) -> str:
+        """The aggregation policy a request with `options` is scored with."""
+        return aggregation_policy(options, self.config, self._presets, self._whole_ensemble(options))
+
+    def _whole_ensemble(self, options: DetectOptions) -> bool:
         ensemble = self._loaded()[1]
-        whole = options.models is None or set(options.models) >= set(ensemble.ids)
-        return operating_point(options, self.config, self._presets, whole)
+        return options.models is None or set(options.models) >= set(ensemble.ids)
 
     def detect(
         self,
@@ -163,7 +170,7 @@ class Detector:
     ) -> DetectionResult:
         faces_model, ensemble = self._loaded()
         options = options or DetectOptions()
-        policy = get_policy(options.policy or self.config.policy)
+        policy = get_policy(self.policy_name(options))
         point = self.operating_point(options)
         members = ensemble.select(options.models)
         report = progress or (lambda stage, fraction: None)

@@ -1,7 +1,8 @@
-"""Which threshold a video is judged at: a number the caller gave, else a measured preset.
+"""Which threshold a video is judged at, and under which aggregation policy.
 
-Presets belong to an ensemble as a whole (their rates were measured on its scores), so they apply
-when that ensemble is loaded by name (or as the default) and a request scores with all of it.
+Presets belong to an ensemble as a whole (their rates were measured on its scores under one
+policy), so they apply when that ensemble is loaded by name (or as the default) and a request
+scores with all of it; the policy they were measured under is then the default policy too.
 Models without presets fall back to `DEFAULT_THRESHOLD`, and the result then names no preset.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from models.config import DEFAULT_THRESHOLD, DetectOptions, DetectorConfig
+from models.config import DEFAULT_POLICY, DEFAULT_THRESHOLD, DetectOptions, DetectorConfig
 from models.errors import ConfigError
 from models.registry import Registry, ThresholdPresets
 
@@ -54,3 +55,18 @@ def operating_point(
         return OperatingPoint(DEFAULT_THRESHOLD, None)
     point = presets.get(name)
     return OperatingPoint(point.threshold, point.name)
+
+
+def aggregation_policy(
+    options: DetectOptions, config: DetectorConfig, presets: ThresholdPresets | None,
+    whole_ensemble: bool,
+) -> str:
+    """A request's policy: its own, the detector's, the one the ensemble's presets were measured
+    under (when they apply), then `DEFAULT_POLICY`."""
+    if options.policy is not None:
+        return options.policy
+    if config.policy is not None:
+        return config.policy
+    if presets is not None and whole_ensemble and presets.policy is not None:
+        return presets.policy
+    return DEFAULT_POLICY

@@ -92,10 +92,12 @@ class WeightStatus:
 
 @dataclass(frozen=True)
 class ThresholdPresets:
-    """An ensemble's named operating points; `default` is used when a request names none."""
+    """An ensemble's named operating points; `default` is used when a request names none.
+    `policy` is the aggregation their rates were measured under (None: DEFAULT_POLICY)."""
 
     points: Mapping[str, ThresholdPreset]
     default: str
+    policy: str | None = None
 
     def __post_init__(self) -> None:
         if self.default not in self.points:
@@ -202,6 +204,8 @@ class Registry:
             ensembles[name] = {"models": list(members)}
             if name in self.presets:
                 ensembles[name]["default_preset"] = self.presets[name].default
+                if self.presets[name].policy is not None:
+                    ensembles[name]["policy"] = self.presets[name].policy
                 ensembles[name]["presets"] = {
                     p.name: p.model_dump(exclude={"name", "default"})
                     for p in self.presets[name].points.values()
@@ -276,6 +280,7 @@ def _from_document(document: RegistryDocument, directory: Path) -> Registry:
         name: ThresholdPresets(
             {p: ThresholdPreset(name=p, **point.model_dump()) for p, point in table.presets.items()},
             table.default_preset,
+            table.policy,
         )
         for name, table in document.ensembles.items()
         if table.presets is not None and table.default_preset is not None

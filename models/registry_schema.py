@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from models.config import PolicyName
 from models.crops import ColorOrder
 from models.errors import ConfigError
 from models.zoo import ARCHITECTURES
@@ -167,11 +168,14 @@ class EnsembleTable(_Table):
     models: list[StrictStr]
     default_preset: StrictStr | None = None
     presets: dict[str, PresetTable] | None = None
+    policy: PolicyName | None = None  # the aggregation the presets' rates were measured under
 
     @model_validator(mode="after")
     def _presets_consistent(self) -> EnsembleTable:
         if (self.presets is None) != (self.default_preset is None):
             raise PydanticCustomError("presets", "'presets' and 'default_preset' come together")
+        if self.policy is not None and self.presets is None:
+            raise PydanticCustomError("presets", "'policy' names what presets were measured under")
         if self.presets is not None and not self.presets:
             raise PydanticCustomError("presets", "presets must hold at least one [presets.NAME] table")
         if self.presets is not None and self.default_preset not in self.presets:

@@ -1,4 +1,5 @@
-"""Threshold presets: stored with an ensemble in the registry, and the order a threshold is chosen."""
+"""Threshold presets: stored with an ensemble in the registry with the policy they were measured
+under, and the order a threshold and a policy are chosen."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from models.config import DEFAULT_THRESHOLD, DetectOptions, DetectorConfig
+from models.config import DEFAULT_POLICY, DEFAULT_THRESHOLD, DetectOptions, DetectorConfig
+from models.detector import Detector
 from models.errors import ConfigError
-from models.presets import ensemble_presets, operating_point
+from models.presets import aggregation_policy, ensemble_presets, operating_point
 from models.registry import Registry, ThresholdPresets
 from models.schema import ThresholdPreset
 from tests.tiny_models import write_test_registry
@@ -17,7 +19,7 @@ POINTS = {
     "strict": ThresholdPreset(name="strict", threshold=0.8, real_flagged=0.05, fakes_caught=0.4),
     "balanced": ThresholdPreset(name="balanced", threshold=0.6, real_flagged=0.1, fakes_caught=0.6),
 }
-PRESETS = ThresholdPresets(POINTS, "balanced")
+PRESETS = ThresholdPresets(POINTS, "balanced", "max-identity")
 
 
 def with_presets(tmp_path: Path) -> Path:
@@ -41,12 +43,23 @@ def test_presets_survive_a_write_and_a_load(tmp_path: Path) -> None:
         (lambda t: t.replace("fakes_caught = 0.4", "caught = 0.4"), "needs exactly the keys"),
         (lambda t: t.replace("threshold = 0.8", "threshold = 1.8"), "less than or equal to 1"),
         (lambda t: t.replace('default_preset = "balanced"\n', ""), "come together"),
+        (lambda t: t.replace('policy = "max-identity"', 'policy = "median"'), "policy"),
     ],
 )
 def test_malformed_presets_are_refused_with_the_reason(tmp_path: Path, edit, message: str) -> None:
     path = with_presets(tmp_path)
     path.write_text(edit(path.read_text()))
     with pytest.raises(ConfigError, match=message):
+        Registry.load(path)
+
+
+def test_a_policy_without_presets_is_refused(tmp_path: Path) -> None:
+    path = write_test_registry(tmp_path)
+    text = path.read_text()
+    ensemble_header = text.index("[ensembles.default]")
+    models_line = text.index("\n", text.index("models = ", ensemble_header))
+    path.write_text(text[:models_line] + '\npolicy = "mean"' + text[models_line:])
+    with pytest.raises(ConfigError, match="what presets were measured under"):
         Registry.load(path)
 
 
@@ -70,6 +83,24 @@ def test_a_threshold_is_chosen_in_the_documented_order() -> None:
     assert operating_point(DetectOptions(), DetectorConfig(preset="strict"), PRESETS, True).threshold == 0.8
     plain = operating_point(DetectOptions(), config, None, True)
     assert (plain.threshold, plain.preset) == (DEFAULT_THRESHOLD, None)
+
+
+def test_a_policy_is_chosen_in_the_documented_order() -> None:
+    config = DetectorConfig()
+    assert aggregation_policy(DetectOptions(), config, PRESETS, True) == "max-identity"
+    assert aggregation_policy(DetectOptions(policy="mean"), config, PRESETS, True) == "mean"
+    assert aggregation_policy(DetectOptions(), DetectorConfig(policy="mean"), PRESETS, True) == "mean"
+    # presets measured on the whole ensemble say nothing of a subset's scores, nor of no presets
+    assert aggregation_policy(DetectOptions(), config, PRESETS, False) == DEFAULT_POLICY
+    assert aggregation_policy(DetectOptions(), config, None, True) == DEFAULT_POLICY
+
+
+def test_the_detector_scores_with_the_policy_its_presets_were_measured_under(
+    tmp_path: Path, face_video: Path
+) -> None:
+    detector = Detector(DetectorConfig(registry_path=with_presets(tmp_path), device="cpu", frames=4))
+    assert detector.detect(face_video).aggregation == "max-identity"
+    assert detector.detect(face_video, DetectOptions(policy="mean")).aggregation == "mean"
 
 
 def test_a_preset_where_none_was_measured_is_an_error() -> None:

@@ -63,8 +63,8 @@ def test_project_registry_edits_change_only_what_they_set(project_copy: Path) ->
                        {"temperature": 2.5, "sha256": "cd" * 32, "params": {"depth": 2}})
     update_model_entry(project_copy, "mesonet-meso4-df", {"temperature": 30.0})
     update_ensemble_models(project_copy, "dfdc-winner", ["selim-b7-111-36", "selim-b7-555-19"])
-    update_ensemble_presets(project_copy, "coccomini", NEW_PRESETS)
-    update_ensemble_presets(project_copy, "default", NEW_PRESETS)
+    update_ensemble_presets(project_copy, "coccomini", NEW_PRESETS, "mean")
+    update_ensemble_presets(project_copy, "default", NEW_PRESETS, "max-identity")
     edited, after = project_copy.read_text(), Registry.load(project_copy)
 
     models = dict(before.models)
@@ -74,8 +74,9 @@ def test_project_registry_edits_change_only_what_they_set(project_copy: Path) ->
     assert after.models == models
     assert [dict(e.params) for e in after.models.values()] == [dict(e.params) for e in models.values()]
     assert after.ensembles == {**before.ensembles, "dfdc-winner": ("selim-b7-111-36", "selim-b7-555-19")}
-    new = ThresholdPresets({p.name: p.model_copy(update={"default": False}) for p in NEW_PRESETS}, "eager")
-    assert after.presets == {**before.presets, "coccomini": new, "default": new}
+    points = {p.name: p.model_copy(update={"default": False}) for p in NEW_PRESETS}
+    assert after.presets == {**before.presets, "coccomini": ThresholdPresets(points, "eager", "mean"),
+                             "default": ThresholdPresets(points, "eager", "max-identity")}
     assert after.preprocessing == before.preprocessing
     assert after.default_ensemble == before.default_ensemble
 
@@ -99,10 +100,10 @@ def test_project_registry_edits_change_only_what_they_set(project_copy: Path) ->
 
 
 def test_editing_twice_with_the_same_edit_changes_nothing(project_copy: Path) -> None:
-    update_ensemble_presets(project_copy, "coccomini", NEW_PRESETS)
+    update_ensemble_presets(project_copy, "coccomini", NEW_PRESETS, "mean")
     update_model_entry(project_copy, "coccomini-efficient-vit", {"temperature": 2.5})
     once = project_copy.read_text()
-    update_ensemble_presets(project_copy, "coccomini", NEW_PRESETS)
+    update_ensemble_presets(project_copy, "coccomini", NEW_PRESETS, "mean")
     update_model_entry(project_copy, "coccomini-efficient-vit", {"temperature": 2.5})
     assert project_copy.read_text() == once
 

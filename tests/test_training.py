@@ -314,10 +314,10 @@ def test_preset_update_replaces_the_ensembles_presets_only(tmp_path: Path) -> No
     shutil.copy(REPO_ROOT / "weights" / "registry.toml", path)
     first = [ThresholdPreset(name="strict", threshold=0.9, real_flagged=0.05, fakes_caught=0.3),
              ThresholdPreset(name="balanced", threshold=0.7, real_flagged=0.1, fakes_caught=0.5, default=True)]
-    update_ensemble_presets(path, "default", first)
+    update_ensemble_presets(path, "default", first, "confident")
     once = path.read_text()
     second = [p.model_copy(update={"threshold": p.threshold - 0.1}) for p in first]
-    update_ensemble_presets(path, "default", second)
+    update_ensemble_presets(path, "default", second, "confident")
     registry = Registry.load(path)
     assert registry.presets["default"].listing() == second
     assert registry.presets["fakewatch-sbi"] == Registry.load(REPO_ROOT / "weights" / "registry.toml").presets[

@@ -28,8 +28,9 @@ def detector_options(command: F) -> F:
                      help="Comma-separated model ids or one ensemble name (default: the registry's default ensemble)."),
         click.option("--frames", type=click.IntRange(1, 1024), default=DEFAULT_FRAMES, show_default=True,
                      help="Frames sampled evenly over each video."),
-        click.option("--policy", type=click.Choice(POLICY_NAMES),
-                     default=DEFAULT_POLICY, show_default=True, help="How crop scores become a video score."),
+        click.option("--policy", type=click.Choice(POLICY_NAMES), default=None,
+                     help="How crop scores become a video score (default: the policy the ensemble's "
+                          f"presets were measured under, else {DEFAULT_POLICY})."),
         click.option("--threshold", type=click.FloatRange(0, 1), default=None,
                      help="P(fake) at or above which a video is labelled fake (default: the preset's).",),
         click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
@@ -51,7 +52,7 @@ def detector_options(command: F) -> F:
 
 
 def detector_config(
-    models: str | None, frames: int, policy: str, threshold: float | None, device: str,
+    models: str | None, frames: int, policy: str | None, threshold: float | None, device: str,
     registry_path: Path | None, precision: str = "auto", preset: str | None = None,
 ) -> DetectorConfig:
     return DetectorConfig(

@@ -28,7 +28,7 @@ from fakewatch.cli.common import detector_config, detector_options, load_detecto
               help="With --compare: also write every clip's per-model crop scores (JSON Lines).")
 def evaluate(
     folder: Path, labels: Path | None, subsets: tuple[str, ...], groups: tuple[str, ...],
-    models: str | None, frames: int, policy: str, threshold: float | None, preset: str | None,
+    models: str | None, frames: int, policy: str | None, threshold: float | None, preset: str | None,
     device: str, precision: str,
     threads: int | None, registry_path: Path | None, roc_path: Path, as_json: bool, compare: bool,
     scores_path: Path | None,
@@ -130,7 +130,7 @@ def compare_models(videos, config, threads: int | None, scores_path: Path | None
     from tqdm import tqdm
 
     from models.comparison import compare, comparison_table, cpu_cost, save_clip_scores, score_clips
-    from models.config import DEFAULT_THRESHOLD
+    from models.config import DEFAULT_POLICY, DEFAULT_THRESHOLD
     from models.errors import FakewatchError
     from models.registry import Registry
 
@@ -153,10 +153,11 @@ def compare_models(videos, config, threads: int | None, scores_path: Path | None
         name: list(members) for name, members in registry.ensembles.items()
         if len(members) > 1 and set(members) <= set(ids)}
     threshold = DEFAULT_THRESHOLD if config.threshold is None else config.threshold
-    rows = compare(clips, candidates, config.policy, threshold, cpu_cost(detector))
+    policy = config.policy or DEFAULT_POLICY  # one policy for every candidate, as its line says
+    rows = compare(clips, candidates, policy, threshold, cpu_cost(detector))
     without_face = sum(clip.scores is None for clip in clips)
     lines = [
-        (f"policy {config.policy}, threshold {threshold:.3f} for FPR/TPR@thr; {len(clips)} clips "
+        (f"policy {policy}, threshold {threshold:.3f} for FPR/TPR@thr; {len(clips)} clips "
          f"scored, {without_face} without a face, {len(errors)} unreadable"),
         "Figures are honest only for models not trained on these clips.",
         "", comparison_table(rows), *errors,

@@ -20,7 +20,7 @@ from fakewatch.cli.common import detector_config, detector_options, expand_input
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write filename,label (label = P(fake), empty when no face) in DFDC submission format.")
 def scan(
-    paths: tuple[Path, ...], models: str | None, frames: int, policy: str, threshold: float | None,
+    paths: tuple[Path, ...], models: str | None, frames: int, policy: str | None, threshold: float | None,
     preset: str | None, device: str, precision: str, threads: int | None, registry_path: Path | None, as_json: bool, csv_path: Path | None,
 ) -> None:
     """Scan video files and/or folders of videos for deepfaked faces."""

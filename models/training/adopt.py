@@ -177,4 +177,5 @@ def register_adoption(registry_path: Path, ensemble: str, adoption: Adoption) ->
         update_model_entry(registry_path, model_id,
                            {"temperature": round(adoption.temperatures[model_id], 6)})
     update_ensemble_models(registry_path, ensemble, adoption.models)
-    update_ensemble_presets(registry_path, ensemble, adoption.presets.listing())
+    update_ensemble_presets(registry_path, ensemble, adoption.presets.listing(),
+                            adoption.presets.policy or DEFAULT_POLICY)

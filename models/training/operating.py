@@ -112,4 +112,4 @@ def shipped_presets(
         )
         for name, fpr in PRESET_MAX_FPR.items()
     }
-    return ThresholdPresets(points, DEFAULT_PRESET)
+    return ThresholdPresets(points, DEFAULT_PRESET, policy)

@@ -59,8 +59,9 @@ def update_ensemble_models(registry_path: Path, ensemble: str, models: Sequence[
 
 
 def update_ensemble_presets(registry_path: Path, ensemble: str,
-                            presets: Sequence[ThresholdPreset]) -> None:
-    """Replace the ensemble's presets (and its `default_preset`) with `presets`.
+                            presets: Sequence[ThresholdPreset], policy: str) -> None:
+    """Replace the ensemble's presets (and its `default_preset`) with `presets`, measured under
+    the aggregation `policy` (which the detector then scores that ensemble with by default).
 
     The same preset names change their values in place; other names replace the old tables.
 
@@ -73,6 +74,7 @@ def update_ensemble_presets(registry_path: Path, ensemble: str,
     def change(document: TOMLDocument) -> None:
         table = _table(document, "ensembles", ensemble)
         _set(table, "default_preset", default)
+        _set(table, "policy", policy)
         old = table.get("presets")
         if old is not None and list(old) == list(values):
             for name, point in values.items():
@@ -188,4 +190,4 @@ def register_card(registry_path: Path, ensemble: str, card: ModelCard, training_
             "temperature": round(member.temperature, 6), "params": member.params,
             "description": member.description, "training_data": training_data,
         })
-    update_ensemble_presets(registry_path, ensemble, card.presets)
+    update_ensemble_presets(registry_path, ensemble, card.presets, card.policy)
