@@ -141,6 +141,17 @@ class Detector:
         self._loaded()
         return self._presets.listing() if self._presets else []
 
+    @property
+    def presets_policy(self) -> str | None:
+        """The aggregation policy the presets' rates were measured under (None without presets)."""
+        self._loaded()
+        return self._presets.measured_policy if self._presets else None
+
+    @property
+    def default_policy(self) -> str:
+        """The aggregation policy a request that names none is scored with."""
+        return self.policy_name(DetectOptions())
+
     def operating_point(self, options: DetectOptions) -> OperatingPoint:
         """The threshold (and preset) a request with `options` is judged at."""
         return operating_point(options, self.config, self._presets, self._whole_ensemble(options))

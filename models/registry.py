@@ -21,6 +21,7 @@ import tomlkit
 
 import weights
 from models.checkpoints import sha256_file
+from models.config import DEFAULT_POLICY
 from models.crops import CropSpec
 from models.errors import ConfigError
 from models.face_settings import FaceSettings
@@ -114,6 +115,11 @@ class ThresholdPresets:
 
     def listing(self) -> list[ThresholdPreset]:
         return [p.model_copy(update={"default": p.name == self.default}) for p in self.points.values()]
+
+    @property
+    def measured_policy(self) -> str:
+        """The aggregation policy the rates hold under; under another one they do not."""
+        return self.policy or DEFAULT_POLICY
 
 
 def registry_file(path: Path | None) -> Path:

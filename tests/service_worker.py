@@ -34,6 +34,8 @@ class MisbehavingDetector:
         self.hook = hook
         self.models: list[ModelInfo] = []
         self.presets: list[ThresholdPreset] = []
+        self.presets_policy: str | None = None
+        self.default_policy = "mean"
         self.registry_sha256 = "0" * 64
 
     def detect(

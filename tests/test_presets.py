@@ -3,6 +3,7 @@ under, and the order a threshold and a policy are chosen."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,19 @@ def test_the_detector_scores_with_the_policy_its_presets_were_measured_under(
     detector = Detector(DetectorConfig(registry_path=with_presets(tmp_path), device="cpu", frames=4))
     assert detector.detect(face_video).aggregation == "max-identity"
     assert detector.detect(face_video, DetectOptions(policy="mean")).aggregation == "mean"
+    assert (detector.presets_policy, detector.default_policy) == ("max-identity", "max-identity")
+
+
+def test_a_detector_says_when_its_policy_is_not_the_one_its_presets_hold_under(tmp_path: Path) -> None:
+    overridden = Detector(DetectorConfig(registry_path=with_presets(tmp_path), device="cpu", policy="mean"))
+    assert (overridden.presets_policy, overridden.default_policy) == ("max-identity", "mean")
+    bare = Detector(DetectorConfig(registry_path=write_test_registry(tmp_path / "bare"), device="cpu"))
+    assert (bare.presets_policy, bare.default_policy) == (None, DEFAULT_POLICY)
+
+
+def test_presets_without_a_recorded_policy_hold_under_the_service_default() -> None:
+    assert ThresholdPresets(POINTS, "balanced").measured_policy == DEFAULT_POLICY
+    assert PRESETS.measured_policy == "max-identity"
 
 
 def test_a_preset_where_none_was_measured_is_an_error() -> None:
@@ -121,3 +135,9 @@ def test_weights_presets_lists_each_preset_with_its_rates(tmp_path: Path) -> Non
     assert out.exit_code == 0, out.output
     assert "default  balanced   threshold 0.600: flags 10% of real videos, catches 60% of fakes  (default)" in out.output
     assert "strict" in out.output
+    assert "default  (rates measured under aggregation 'max-identity'" in out.output
+    as_json = CliRunner().invoke(
+        main, ["weights", "presets", "--json", "--registry", str(with_presets(tmp_path))])
+    rows = [json.loads(line) for line in as_json.output.splitlines()]
+    assert {(row["name"], row["aggregation"]) for row in rows} == {
+        ("strict", "max-identity"), ("balanced", "max-identity")}

@@ -22,7 +22,7 @@ from app.dispatch import send_detect
 from fakewatch.jobs.model import Job, JobStatus, UploadInfo, dedup_key, expiry, new_id, now
 from fakewatch.jobs.uploads import upload_key
 from fakewatch.settings import Settings
-from models.config import DetectOptions
+from models.config import DEFAULT_POLICY, DetectOptions
 from models.schema import DetectionResult
 from tests import media
 from tests.service_helpers import FAST_SETTINGS, Deployment, submit, wait_for_job
@@ -104,6 +104,9 @@ def test_face_video_goes_through_the_queue_and_succeeds(
         assert models.status_code == 200
         assert [m["id"] for m in models.json()["models"]] == loaded
         assert [m["sha256"] for m in models.json()["models"]] == [m.sha256 for m in result.models]
+        # the tiny ensemble has no presets: no rates to qualify, and the service default policy
+        assert models.json()["presets_aggregation"] is None
+        assert models.json()["aggregation"] == result.aggregation == DEFAULT_POLICY
 
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.json()

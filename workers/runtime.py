@@ -53,6 +53,12 @@ class DetectorLike(Protocol):
     def presets(self) -> list[ThresholdPreset]: ...
 
     @property
+    def presets_policy(self) -> str | None: ...
+
+    @property
+    def default_policy(self) -> str: ...
+
+    @property
     def ensemble(self) -> Ensemble: ...
 
     @property
@@ -107,7 +113,9 @@ class DetectorHolder:
                                  error=self._failure))
             raise DetectorUnavailable(self._failure) from error
         _record(WorkerModels(worker=self.worker, models=detector.models,
-                             presets=detector.presets, loaded_at=now(),
+                             presets=detector.presets,
+                             presets_aggregation=detector.presets_policy,
+                             aggregation=detector.default_policy, loaded_at=now(),
                              registry_sha256=detector.registry_sha256))
         log.info("detector ready: %s", ", ".join(m.id for m in detector.models))
         return detector

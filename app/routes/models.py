@@ -15,8 +15,9 @@ router = APIRouter(tags=["models"], dependencies=[Depends(authorize)])
 
 @router.get("/models", response_model=WorkerModels, responses=error_responses(401, 429, 503))
 async def list_models(store: StoreDep) -> WorkerModels:
-    """Model ids, checkpoint sha256 and licences of the loaded ensemble, and its threshold presets
-    (each with the share of real videos it flagged and of fakes it caught on held-out sources)."""
+    """Model ids, checkpoint sha256 and licences of the loaded ensemble, its threshold presets
+    (each with the share of real videos it flagged and of fakes it caught on held-out sources),
+    the aggregation policy those rates were measured under and the one a request gets by default."""
     record = await run_in_threadpool(store.worker_models)
     if record is None:
         raise ApiError(

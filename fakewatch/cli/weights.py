@@ -60,9 +60,14 @@ def presets(registry_path: Path | None, as_json: bool) -> None:
     """Each ensemble's threshold presets with the rates measured on sources it never saw."""
     registry = _load(registry_path)
     for ensemble, measured in registry.presets.items():
+        policy = measured.measured_policy
+        if not as_json:
+            click.echo(f"{ensemble}  (rates measured under aggregation {policy!r}, which scoring "
+                       f"this ensemble whole uses unless a request or setting names another)")
         for preset in measured.listing():
             if as_json:
-                click.echo(json.dumps({"ensemble": ensemble, **preset.model_dump()}))
+                click.echo(json.dumps({"ensemble": ensemble, "aggregation": policy,
+                                       **preset.model_dump()}))
                 continue
             default = "  (default)" if preset.default else ""
             click.echo(f"{ensemble}  {preset.name:<10} threshold {preset.threshold:.3f}: flags "

@@ -44,6 +44,16 @@ class WorkerModels(BaseModel):
         default=[],
         description="Threshold presets of the loaded ensemble with their measured rates.",
     )
+    presets_aggregation: str | None = Field(
+        default=None,
+        description="Aggregation policy the presets' rates were measured under; a request scored "
+        "under another policy is judged at the same thresholds, but those rates do not hold for it.",
+    )
+    aggregation: str | None = Field(
+        default=None,
+        description="Aggregation policy a request that names none is scored with (null in records "
+        "of older workers).",
+    )
     loaded_at: datetime
     registry_sha256: str | None = Field(
         default=None,
