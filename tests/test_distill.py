@@ -146,10 +146,12 @@ def test_a_model_that_compares_frames_cannot_teach(tmp_path) -> None:
         Teacher("default", registry, TINY_64_SPEC, torch.device("cpu"))
 
 
-def test_the_default_ensemble_teaches_real_face_crops(face_crop_224) -> None:
-    """The four shipped MesoNet checkpoints score a real face: probabilities, one per view."""
+def test_the_authors_crop_mesonets_teach_real_face_crops(face_crop_224) -> None:
+    """The four shipped MesoNet checkpoints on their authors' crop (the distilled ViT's teacher)
+    score a real face: probabilities, one per view."""
     registry = Registry.load()
-    teacher = Teacher("default", registry, registry.preprocessing["fakewatch"], torch.device("cpu"))
+    teacher = Teacher("mesonet-authors-crop", registry, registry.preprocessing["fakewatch"],
+                      torch.device("cpu"))
     scores = teacher([face_crop_224, face_crop_224[:, ::-1].copy()])
     assert scores.shape == (2,) and np.all((scores > 0) & (scores < 1))
     assert "centred 72.7%" in teacher.describe() and "256 px" in teacher.describe()
@@ -177,3 +179,12 @@ def test_the_recipe_is_registered_and_trainable() -> None:
     entry = Registry.load().models[HYBRID_VIT_DISTILLED.model_id]
     assert entry.architecture == HYBRID_VIT_DISTILLED.architecture and HYBRID_VIT_DISTILLED.distilled
     assert dict(entry.params) == HYBRID_VIT_DISTILLED.params
+
+
+def test_the_shipped_default_is_too_wide_to_teach_the_distilled_vit() -> None:
+    """The default's 2x crop holds more than the student's 1.5x one, so the docs teach with the
+    authors' crop instead."""
+    registry = Registry.load()
+    student = registry.models["fakewatch-hybrid-vit-distilled"].preprocessing
+    with pytest.raises(ConfigError, match="holds more than"):
+        window_fraction(student, registry.resolve(["default"])[0].preprocessing)

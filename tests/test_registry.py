@@ -496,7 +496,11 @@ def test_project_registry_lists_the_known_checkpoints(project_registry: Registry
     assert distilled[0].params == ours[1].params and distilled[0].preprocessing == ours[1].preprocessing
     default = registry.resolve(None)  # adopted by `fakewatch weights adopt` (default-ensemble.md)
     assert {e.format for e in default} == {"mesonet"} and len(default) == 4
-    assert all(e.preprocessing.name == "mesonet" and e.license == "Apache-2.0" for e in default)
+    assert all(e.preprocessing.name == "mesonet-w20" and e.license == "Apache-2.0" for e in default)
+    assert default[0].preprocessing.margin == 0.5  # a square of 2x the box (default-ensemble.md)
+    authors = registry.resolve(["mesonet-authors-crop"])
+    assert [e.file for e in authors] == [e.file for e in default]
+    assert all(e.preprocessing.name == "mesonet" for e in authors)
     assert set(registry.presets[registry.default_ensemble].points) == {"strict", "balanced", "sensitive"}
     assert all(
         registry.path_of(e).is_relative_to(Path(registry.directory)) for e in registry.models.values()
