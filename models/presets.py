@@ -67,6 +67,6 @@ def aggregation_policy(
         return options.policy
     if config.policy is not None:
         return config.policy
-    if presets is not None and whole_ensemble and presets.policy is not None:
-        return presets.policy
+    if presets is not None and whole_ensemble:
+        return presets.measured_policy
     return DEFAULT_POLICY

@@ -137,7 +137,7 @@ def bench(
         from bench.reference import ReferencePipeline
     import torch
 
-    from models.config import DetectOptions, DetectorConfig
+    from models.config import DetectorConfig
     from models.detector import Detector
 
     # torch's default, one per core, unless asked: the naive mode does not tune threads.
@@ -159,7 +159,7 @@ def bench(
         detector.warmup()
         in_effect = torch.get_num_threads()  # after the detector's own cap (models.device)
         ref = (
-            ReferencePipeline(registry_path, detector.policy_name(DetectOptions()), naive_threads, device)
+            ReferencePipeline(registry_path, detector.default_policy, naive_threads, device)
             if reference
             else None
         )
