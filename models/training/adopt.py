@@ -6,7 +6,9 @@ candidates, the temperatures, the aggregation policy and the preset thresholds, 
 cross-fitted on the leave-sources-out folds (`models.training.operating`) like a trained run:
 
 - the choice is nested: each fold's clips are scored by the candidate with the best AUC on the
-  other folds, so the reported figure pays for having chosen;
+  other folds, every model calibrated on those folds first, so the reported figure pays for
+  having chosen and candidates are compared at fitted temperatures, not at whatever temperature
+  the registry held when they were scored;
 - temperatures and thresholds applied to a fold are fitted on the other folds.
 
 Only then is the overall winner calibrated and thresholded on every clip, for shipping.
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.comparison import ClipScores, video_scores
+from models.comparison import ClipScores
 from models.config import DEFAULT_POLICY
 from models.datasets import REAL
 from models.protocol.folds import DEFAULT_FOLDS, Fold, leave_sources_out
@@ -29,7 +31,13 @@ from models.protocol.metrics import ProtocolMetrics, VideoScore, auc_of, protoco
 from models.registry import Registry, ThresholdPresets
 from models.tracking import main_person
 from models.training.adoption_card import AdoptedMember, AdoptionCard
-from models.training.crossval import ClipFaces, OutOfFold, fold_index, temperature_on
+from models.training.crossval import (
+    ClipFaces,
+    OutOfFold,
+    fold_index,
+    temperature_on,
+    video_probability,
+)
 from models.training.errors import TrainingDataError
 from models.training.operating import ProtocolOutcome, evaluate_protocol, shipped_presets
 from models.training.register import (
@@ -38,8 +46,11 @@ from models.training.register import (
     update_model_entry,
 )
 
-# Scores hold float64 P(fake) (exact logits up to |36|); beyond, the logit is taken as +-34.5.
-LOGIT_CLIP = 1e-15
+# Scores hold float64 P(fake): near 0 it keeps the logit down to about -708, but it rounds to 1
+# above a logit of about 37, where the largest P below 1 stands in. A symmetric clip would tie
+# every confidently real crop of an uncalibrated model (a quarter of some MesoNets' crops).
+SMALLEST_P = float(np.finfo(np.float64).tiny)
+LARGEST_P = float(np.nextafter(1.0, 0.0))
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,8 @@ class Adoption:
         models: its model ids.
         nested: the selection-aware figures: each fold scored by the candidate chosen without it.
         chosen_per_fold: fold index -> candidate chosen on the other folds.
-        candidates: every candidate's AUC on every clip (the service's default policy).
+        candidates: every candidate's AUC on every clip (the service's default policy, each model
+            calibrated on every clip).
         outcome: the protocol for the chosen candidate (cross-fitted calibration and presets).
         temperatures: per model, fitted on every clip (shipped).
         presets: thresholds fitted on every clip, with their cross-fitted rates.
@@ -69,11 +81,11 @@ class Adoption:
     folds: list[Fold]
 
 
-def _raw_logits(clip: ClipScores, model_id: str) -> np.ndarray:
+def raw_logits(clip: ClipScores, model_id: str) -> np.ndarray:
     """The model's own logits: the scored P(fake) undone, and the temperature it was scored at."""
     assert clip.scores is not None
-    p = np.clip(clip.scores.per_model[model_id], LOGIT_CLIP, 1 - LOGIT_CLIP)
-    return np.log(p / (1 - p)) * clip.temperatures[model_id]
+    p = np.clip(clip.scores.per_model[model_id], SMALLEST_P, LARGEST_P)
+    return (np.log(p) - np.log1p(-p)) * clip.temperatures[model_id]
 
 
 def _faces(clips: Sequence[ClipScores]) -> list[ClipFaces]:
@@ -93,17 +105,40 @@ def _auc(scores: Sequence[VideoScore]) -> float:
     return auc
 
 
-def _nested(clips: Sequence[ClipScores], candidates: dict[str, Sequence[str]], fold_of: np.ndarray,
-            ) -> tuple[ProtocolMetrics, dict[int, str]]:
-    """Each fold scored by the candidate with the best AUC on the other folds."""
-    scored = {name: video_scores(clips, models, DEFAULT_POLICY) for name, models in candidates.items()}
+def _candidate_scores(clips: Sequence[ClipScores], faces: list[ClipFaces], oof: OutOfFold,
+                      models: Sequence[str], temperatures: dict[str, float]) -> list[VideoScore]:
+    """Every clip scored by `models` averaged, each calibrated with its temperature first.
+
+    Scoring at a fitted temperature, not the one the scores were saved at, keeps candidates
+    comparable: the default policy reads P(fake) against fixed cut-offs, so an uncalibrated
+    model would be judged by a different rule than a calibrated one.
+    """
+    return [
+        VideoScore.of(clip.video, video_probability(
+            {m: oof.logits[m][i] for m in models}, temperatures, faces[i].identities, DEFAULT_POLICY))
+        for i, clip in enumerate(clips)
+    ]
+
+
+def _temperatures_on(oof: OutOfFold, faces: list[ClipFaces], clips: np.ndarray) -> dict[str, float]:
+    """Every model's temperature fitted on `clips` (indices)."""
+    return {m: temperature_on(oof, faces, m, clips) for m in oof.logits}
+
+
+def _nested(clips: Sequence[ClipScores], candidates: dict[str, Sequence[str]], faces: list[ClipFaces],
+            oof: OutOfFold) -> tuple[ProtocolMetrics, dict[int, str]]:
+    """Each fold scored by the candidate with the best AUC on the other folds, every model
+    calibrated on those other folds too."""
     held_out: list[VideoScore] = []
     chosen: dict[int, str] = {}
-    for k in (int(k) for k in np.unique(fold_of)):
-        outside = np.flatnonzero(fold_of != k)
+    for k in (int(k) for k in np.unique(oof.fold_of)):
+        outside, inside = np.flatnonzero(oof.fold_of != k), np.flatnonzero(oof.fold_of == k)
+        temperatures = _temperatures_on(oof, faces, outside)
+        scored = {name: _candidate_scores(clips, faces, oof, models, temperatures)
+                  for name, models in candidates.items()}
         best = max(scored, key=lambda name: _auc([scored[name][i] for i in outside]))
         chosen[k] = best
-        held_out += [scored[best][i] for i in np.flatnonzero(fold_of == k)]
+        held_out += [scored[best][i] for i in inside]
     return protocol_metrics(held_out, 0.5), chosen
 
 
@@ -120,23 +155,25 @@ def adopt(clips: Sequence[ClipScores], candidates: dict[str, Sequence[str]],
     if len({clip.video.label for clip in usable}) < 2:
         raise TrainingDataError("adoption needs scored clips of both labels")
     scored_models = set(usable[0].scores.per_model)  # type: ignore[union-attr]
-    missing = sorted({m for models in candidates.values() for m in models} - scored_models)
+    every_model = sorted({m for models in candidates.values() for m in models})
+    missing = sorted(set(every_model) - scored_models)
     if missing:
         raise TrainingDataError(f"models {missing} were not scored on these clips")
     videos = [clip.video for clip in usable]
     fold_list = leave_sources_out(videos, folds)
-    fold_of = fold_index(videos, fold_list)
-    nested, chosen_per_fold = _nested(usable, candidates, fold_of)
-    everywhere = {name: _auc(video_scores(usable, models, DEFAULT_POLICY))
+    faces = _faces(usable)
+    oof = OutOfFold({m: [raw_logits(c, m) for c in usable] for m in every_model},
+                    fold_index(videos, fold_list))
+    nested, chosen_per_fold = _nested(usable, candidates, faces, oof)
+    temperatures = _temperatures_on(oof, faces, np.arange(len(usable)))
+    everywhere = {name: _auc(_candidate_scores(usable, faces, oof, models, temperatures))
                   for name, models in candidates.items()}
     chosen = max(everywhere, key=everywhere.__getitem__)
     models = tuple(candidates[chosen])
-    faces = _faces(usable)
-    oof = OutOfFold({m: [_raw_logits(c, m) for c in usable] for m in models}, fold_of)
-    outcome = evaluate_protocol(oof, faces, fold_list, candidates=(DEFAULT_POLICY,))
-    everyone = np.arange(len(usable))
-    temperatures = {m: temperature_on(oof, faces, m, everyone) for m in models}
-    presets = shipped_presets(oof, faces, temperatures, outcome.policy, outcome.presets)
+    chosen_oof = OutOfFold({m: oof.logits[m] for m in models}, oof.fold_of)
+    outcome = evaluate_protocol(chosen_oof, faces, fold_list, candidates=(DEFAULT_POLICY,))
+    temperatures = {m: temperatures[m] for m in models}
+    presets = shipped_presets(chosen_oof, faces, temperatures, outcome.policy, outcome.presets)
     return Adoption(chosen, models, nested, chosen_per_fold, everywhere, outcome, temperatures,
                     presets, fold_list)
 

@@ -59,7 +59,7 @@ class AdoptionCard(BaseModel):
 
 def render_adoption(card: AdoptionCard) -> str:
     """The card for people: the honest figure first, then the chosen ensemble's detail."""
-    candidates = ["| candidate | models | AUC, every clip |", "| --- | --- | --- |"]
+    candidates = ["| candidate | models | AUC, every clip (calibrated on every clip) |", "| --- | --- | --- |"]
     candidates += [f"| {name} | {', '.join(models)} | {card.candidate_auc[name]:.3f} |"
                    for name, models in card.candidates.items()]
     lines = [
@@ -74,7 +74,8 @@ def render_adoption(card: AdoptionCard) -> str:
          f"real, {card.groups} identity groups), so their raw scores are out of sample. What was "
          f"fitted here (the choice among candidates, temperatures, thresholds) is cross-fitted over "
          f"{len(card.folds)} leave-sources-out folds. Selection-aware figure: each fold's clips scored "
-         "by the candidate with the best AUC on the other folds (threshold 0.5 in the @thr columns):"),
+         "by the candidate with the best AUC on the other folds, every model calibrated on those "
+         "folds first (threshold 0.5 in the @thr columns):"),
         "",
         table("nested choice", {"all videos": card.nested}),
         "",
