@@ -26,8 +26,10 @@ from models.crops import CropSpec
 from models.errors import ConfigError
 from models.face_settings import FaceSettings
 from models.registry_schema import (
+    ModelTable,
     PreprocessingTable,
     RegistryDocument,
+    VariantTable,
     WeightFormat,
     validate_document,
 )
@@ -58,6 +60,8 @@ class ModelEntry:
         training_data: what the weights were trained on.
         description: one line for humans.
         temperature: calibration: P(fake) = sigmoid(logit / temperature).
+        variant_of: the model whose checkpoint this one runs on another crop (None: its own
+            table holds the weights). A variant's weight fields equal its base's.
     """
 
     id: str
@@ -73,6 +77,13 @@ class ModelEntry:
     training_data: str | None = None
     description: str = ""
     temperature: float = 1.0
+    variant_of: str | None = None
+
+
+# What a variant takes from its base: everything about the checkpoint, not the crop or calibration.
+# (Its description is the base's unless the variant's table gives one.)
+INHERITED_FIELDS: tuple[str, ...] = ("architecture", "params", "file", "format", "sha256",
+                                     "size_bytes", "sources", "license", "training_data")
 
 
 @dataclass(frozen=True)
@@ -157,10 +168,23 @@ class Registry:
                     f"model '{entry.id}' uses preprocessing '{entry.preprocessing.name}', "
                     "which is not one of this registry's [preprocessing] tables"
                 )
+            if entry.variant_of is not None:
+                self._check_variant(entry)
         unknown_presets = sorted(set(self.presets) - set(self.ensembles))
         if unknown_presets:
             raise ConfigError(f"threshold presets for unknown ensembles {unknown_presets}")
         validate_document(self.document(), f"registry in {self.directory}")
+
+    def _check_variant(self, entry: ModelEntry) -> None:
+        """A variant is written as a reference to its base, so what it shares must be equal."""
+        base = self.models.get(entry.variant_of or "")
+        if base is None or base.variant_of is not None:
+            raise ConfigError(f"model '{entry.id}' is a variant of '{entry.variant_of}', "
+                              "which is not a model of this registry with weights of its own")
+        differing = [name for name in INHERITED_FIELDS if getattr(entry, name) != getattr(base, name)]
+        if differing:
+            raise ConfigError(f"model '{entry.id}' is a variant of '{base.id}' but differs in "
+                              f"{differing}: a variant runs its base's checkpoint unchanged")
 
     @classmethod
     def load(cls, path: Path | None = None) -> Registry:
@@ -198,9 +222,10 @@ class Registry:
         """The registry file's text, each model's params as an inline table (as written by hand)."""
         document = self.document()
         for table in document["models"].values():
-            params = tomlkit.inline_table()
-            params.update(table["params"])
-            table["params"] = params
+            if "params" in table:
+                params = tomlkit.inline_table()
+                params.update(table["params"])
+                table["params"] = params
         return tomlkit.dumps(document)
 
     def document(self) -> dict[str, Any]:
@@ -219,7 +244,8 @@ class Registry:
         return {
             "default_ensemble": self.default_ensemble,
             "preprocessing": {name: _spec_table(spec) for name, spec in self.preprocessing.items()},
-            "models": {model_id: _model_table(entry) for model_id, entry in self.models.items()},
+            "models": {model_id: _model_table(entry, self.models)
+                       for model_id, entry in self.models.items()},
             "ensembles": ensembles,
         }
 
@@ -273,13 +299,19 @@ class Registry:
 
 def _from_document(document: RegistryDocument, directory: Path) -> Registry:
     specs = {name: _crop_spec(name, table) for name, table in document.preprocessing.items()}
-    models = {
+    bases = {
         model_id: ModelEntry(
             id=model_id,
             preprocessing=specs[table.preprocessing],
             sources=tuple(table.sources),
             **table.model_dump(exclude={"preprocessing", "sources"}),
         )
+        for model_id, table in document.models.items()
+        if isinstance(table, ModelTable)
+    }
+    models = {
+        model_id: bases[model_id] if isinstance(table, ModelTable)
+        else _variant_entry(model_id, table, bases[table.variant_of], specs[table.preprocessing])
         for model_id, table in document.models.items()
     }
     presets = {
@@ -295,6 +327,13 @@ def _from_document(document: RegistryDocument, directory: Path) -> Registry:
     return Registry(directory, specs, models, ensembles, document.default_ensemble, presets)
 
 
+def _variant_entry(model_id: str, table: VariantTable, base: ModelEntry, spec: CropSpec) -> ModelEntry:
+    """The base's checkpoint on the variant's crop, at the temperature fitted on that crop."""
+    description = base.description if table.description is None else table.description
+    return dataclasses.replace(base, id=model_id, preprocessing=spec, temperature=table.temperature,
+                               description=description, variant_of=base.id)
+
+
 def _crop_spec(name: str, table: PreprocessingTable) -> CropSpec:
     detector = FaceSettings.from_table(table.model_dump(include=_DETECTOR_KEYS, exclude_none=True),
                                        f"[preprocessing.{name}]")
@@ -307,8 +346,17 @@ def _spec_table(spec: CropSpec) -> dict[str, Any]:
     return {key: _plain(value) for key, value in fields.items() if value is not None} | spec.detector.table()
 
 
-def _model_table(entry: ModelEntry) -> dict[str, Any]:
-    fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry) if f.name != "id"}
+def _model_table(entry: ModelEntry, models: Mapping[str, ModelEntry]) -> dict[str, Any]:
+    """`[models.ID]`: every field, or for a variant its base's id and what is its own."""
+    if entry.variant_of is not None:
+        table: dict[str, Any] = {"variant_of": entry.variant_of,
+                                 "preprocessing": entry.preprocessing.name,
+                                 "temperature": entry.temperature}
+        if entry.description != models[entry.variant_of].description:
+            table["description"] = entry.description
+        return table
+    fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)
+              if f.name not in ("id", "variant_of")}
     fields["preprocessing"] = entry.preprocessing.name
     return {key: _plain(value) for key, value in fields.items() if value is not None}
 

@@ -18,10 +18,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
     StrictInt,
     StrictStr,
+    Tag,
     ValidationError,
     model_validator,
 )
@@ -154,6 +156,33 @@ class ModelTable(_Table):
         return self
 
 
+class VariantTable(_Table):
+    """`[models.ID]` with `variant_of`: another model's checkpoint on another crop.
+
+    The weights (architecture, params, file, format, sha256, size, sources, licence, training data)
+    are the base's and are not repeated; the crop and the calibration fitted on it are the
+    variant's own, so its temperature is not inherited. The description is the base's unless
+    given."""
+
+    variant_of: StrictStr
+    preprocessing: StrictStr
+    temperature: Positive = 1.0
+    description: StrictStr | None = None
+
+
+def _model_kind(table: object) -> str:
+    """Which schema a `[models.ID]` table follows: a variant names its base model."""
+    return "variant" if isinstance(table, Mapping) and "variant_of" in table else "model"
+
+
+# pydantic puts the chosen tag in an error's location, after the model id; messages drop it.
+_MODEL_TAGS: dict[str, type[_Table]] = {"model": ModelTable, "variant": VariantTable}
+AnyModelTable = Annotated[
+    Annotated[ModelTable, Tag("model")] | Annotated[VariantTable, Tag("variant")],
+    Discriminator(_model_kind),
+]
+
+
 class PresetTable(_Table):
     """`[ensembles.NAME.presets.PRESET]`: a threshold and what it did on videos not fitted on."""
 
@@ -191,7 +220,7 @@ class RegistryDocument(_Table):
 
     default_ensemble: StrictStr
     preprocessing: dict[str, PreprocessingTable] = Field(default_factory=dict)
-    models: dict[str, ModelTable] = Field(default_factory=dict)
+    models: dict[str, AnyModelTable] = Field(default_factory=dict)
     ensembles: dict[str, EnsembleTable] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -201,6 +230,15 @@ class RegistryDocument(_Table):
             if model.preprocessing not in self.preprocessing:
                 problems.append(f"{table_name('models', model_id)} unknown preprocessing "
                                 f"{model.preprocessing!r}; known: {sorted(self.preprocessing)}")
+            if isinstance(model, VariantTable):
+                base = self.models.get(model.variant_of)
+                if base is None:
+                    problems.append(f"{table_name('models', model_id)} variant_of: unknown model "
+                                    f"{model.variant_of!r}")
+                elif isinstance(base, VariantTable):
+                    problems.append(f"{table_name('models', model_id)} variant_of: "
+                                    f"{model.variant_of!r} is itself a variant of "
+                                    f"{base.variant_of!r}; name the model that holds the weights")
         for name, ensemble in self.ensembles.items():
             where = table_name("ensembles", name)
             unknown = [m for m in ensemble.models if m not in self.models]
@@ -249,10 +287,13 @@ def _messages(errors: Sequence[ErrorDetails], data: Mapping[str, Any]) -> list[s
     """One line per error; unknown keys of one table are gathered into one line."""
     lines: list[str] = []
     extras: dict[tuple[str, ...], list[str]] = {}
-    for error in errors:
+    schemas: dict[tuple[str, ...], type[_Table]] = {}
+    for tagged in errors:
+        error, schema = _untagged(tagged)
         table, key = _split(error, data)
         if error["type"] == "extra_forbidden":
             extras.setdefault(table, []).append(key)
+            schemas[table] = schema or _schema_of(table)
             continue
         if error["type"] in _TYPE_MESSAGES:
             message = _TYPE_MESSAGES[error["type"]].format(**error.get("ctx", {}))
@@ -263,8 +304,17 @@ def _messages(errors: Sequence[ErrorDetails], data: Mapping[str, Any]) -> list[s
         lines.append(" ".join(part for part in (table_name(*table) if table else "", key, message)
                               if part))
     for table, keys in extras.items():
-        lines.append(_unknown_keys(table, keys))
+        lines.append(_unknown_keys(table, keys, schemas[table]))
     return lines
+
+
+def _untagged(error: ErrorDetails) -> tuple[ErrorDetails, type[_Table] | None]:
+    """`error` without the model-kind tag pydantic put in its location, and the schema the tag
+    names (None for errors outside `[models.*]`)."""
+    loc = error["loc"]
+    if len(loc) > 2 and loc[0] == "models" and loc[2] in _MODEL_TAGS:
+        return {**error, "loc": loc[:2] + loc[3:]}, _MODEL_TAGS[loc[2]]
+    return error, None
 
 
 def _shown(value: object) -> str:
@@ -272,8 +322,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= VALUE_SHOWN else text[:VALUE_SHOWN] + "..."
 
 
-def _unknown_keys(table: tuple[str, ...], keys: list[str]) -> str:
-    schema = _schema_of(table)
+def _unknown_keys(table: tuple[str, ...], keys: list[str], schema: type[_Table]) -> str:
     required = [name for name, field in schema.model_fields.items() if field.is_required()]
     optional = [name for name in schema.model_fields if name not in required]
     allowed = f"needs exactly the keys {required}" + (f" and may hold {optional}" if optional else "")
@@ -283,13 +332,13 @@ def _unknown_keys(table: tuple[str, ...], keys: list[str]) -> str:
 
 
 def _schema_of(table: tuple[str, ...]) -> type[_Table]:
-    """The model of a table that holds keys: the file, or a table two or four keys deep."""
+    """The model of a table that holds keys, outside `[models.*]` (whose errors name theirs):
+    the file, or a table two or four keys deep."""
     if not table:
         return RegistryDocument
     if table[0] == "ensembles" and len(table) == 4:
         return PresetTable
-    return {"preprocessing": PreprocessingTable, "models": ModelTable,
-            "ensembles": EnsembleTable}[table[0]]
+    return {"preprocessing": PreprocessingTable, "ensembles": EnsembleTable}[table[0]]
 
 
 def _split(error: ErrorDetails, data: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:

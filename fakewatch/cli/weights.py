@@ -32,6 +32,7 @@ def list_weights(registry_path: Path | None, as_json: bool) -> None:
             "id": entry.id,
             "architecture": entry.architecture,
             "preprocessing": entry.preprocessing.name,
+            "variant_of": entry.variant_of,
             "file": entry.file,
             "present": present,
             "size_bytes": entry.size_bytes,
@@ -46,6 +47,8 @@ def list_weights(registry_path: Path | None, as_json: bool) -> None:
             continue
         size = f"{entry.size_bytes / 1e6:.1f} MB" if entry.size_bytes else "size unknown"
         click.echo(f"{entry.id}  [{'present' if present else 'missing'}]  {entry.architecture}, {size}")
+        if entry.variant_of is not None:
+            click.echo(f"    variant  of {entry.variant_of}, on crop {entry.preprocessing.name!r}")
         click.echo(f"    file     {registry.path_of(entry)}")
         click.echo(f"    sha256   {entry.sha256 or 'not recorded'}")
         click.echo(f"    license  {entry.license or 'unknown'};  data: {entry.training_data or 'unknown'}")
