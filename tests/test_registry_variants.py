@@ -14,28 +14,20 @@ import pytest
 from models.errors import ConfigError
 from models.registry import INHERITED_FIELDS, Registry
 from models.training.register import update_model_entry
+from tests.test_registry_schema import write
 
-REGISTRY = """
-default_ensemble = "default"
-
-[preprocessing.tight]
+CROP = """
+[preprocessing.{name}]
 size = 64
-margin = 0.25
+margin = {margin}
 square = true
 color_order = "RGB"
 scale = 255.0
 mean = [0.5, 0.5, 0.5]
 std = [0.5, 0.5, 0.5]
+"""
 
-[preprocessing.wide]
-size = 64
-margin = 0.5
-square = true
-color_order = "RGB"
-scale = 255.0
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
+MODELS = """
 [models.base]
 architecture = "meso4"
 params = { image_size = 64 }
@@ -59,13 +51,10 @@ temperature = 2.5
 models = ["wide"]
 """ % ("ab" * 32)
 
+REGISTRY = ('default_ensemble = "default"\n' + CROP.format(name="tight", margin=0.25)
+            + CROP.format(name="wide", margin=0.5) + MODELS)
+
 VARIANT_TABLE = '[models.wide]\nvariant_of = "base"\npreprocessing = "wide"\ntemperature = 2.5\n'
-
-
-def write(directory: Path, text: str) -> Path:
-    path = directory / "registry.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_a_variant_is_its_base_checkpoint_on_its_own_crop(tmp_path: Path) -> None:
