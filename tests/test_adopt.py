@@ -11,10 +11,12 @@ from click.testing import CliRunner
 from models.aggregation import CropScores
 from models.comparison import ClipScores, save_clip_scores
 from models.datasets import FAKE, REAL, LabeledVideo
+from models.errors import ConfigError
 from models.registry import Registry
-from models.training.adopt import adopt, raw_logits, register_adoption
+from models.training.adopt import adopt, register_adoption
 from models.training.errors import TrainingDataError
 from models.training.register import update_ensemble_models
+from models.training.scored_clips import crossfit_calibrated, raw_logits
 from tests.tiny_models import write_test_registry
 
 SOURCES = 10
@@ -141,3 +143,30 @@ def test_weights_adopt_command_writes_registry_and_card(tmp_path: Path) -> None:
     assert Registry.load(path).ensembles["default"] == ("tiny-meso",)
     bad = CliRunner().invoke(main, [*args[:5], "--candidate", "x=nope"])
     assert bad.exit_code != 0 and "unknown model ids" in bad.output
+
+
+def test_compared_scores_are_calibrated_on_other_sources_only() -> None:
+    """`eval --compare` recalibrates every clip at a temperature fitted on the other folds, the
+    same whatever temperature the registry held when the clips were scored."""
+    from models.protocol.folds import leave_sources_out
+    from models.training.calibration import fit_temperature
+
+    clips = _clips()
+    recalibrated = crossfit_calibrated(_scored_at(clips, 3.0))
+    assert crossfit_calibrated(clips)[0].temperatures == pytest.approx(recalibrated[0].temperatures)
+    folds = leave_sources_out([clip.video for clip in clips])
+    held_out = folds[0]
+    others = [clip for clip in clips if clip.video not in held_out.videos]
+    expected = fit_temperature(np.concatenate([raw_logits(c, "tiny-meso") for c in others]),
+                               np.concatenate([np.full(6, c.video.label) for c in others]))
+    for before, after in zip(clips, recalibrated, strict=True):
+        if before.video in held_out.videos:
+            assert after.temperatures["tiny-meso"] == pytest.approx(expected, rel=1e-6)
+            logits = raw_logits(before, "tiny-meso")
+            assert after.scores.per_model["tiny-meso"] == pytest.approx(1 / (1 + np.exp(-logits / expected)))
+    assert len({round(c.temperatures["tiny-meso"], 9) for c in recalibrated}) == len(folds)
+
+
+def test_too_few_sources_are_not_cross_fitted() -> None:
+    with pytest.raises(ConfigError, match="too few"):
+        crossfit_calibrated(_clips()[:8])

@@ -154,12 +154,32 @@ def compare_models(videos, config, threads: int | None, scores_path: Path | None
         if len(members) > 1 and set(members) <= set(ids)}
     threshold = DEFAULT_THRESHOLD if config.threshold is None else config.threshold
     policy = config.policy or DEFAULT_POLICY  # one policy for every candidate, as its line says
-    rows = compare(clips, candidates, policy, threshold, cpu_cost(detector))
+    calibrated, calibration = _calibrated_for_comparison(clips)
+    rows = compare(calibrated, candidates, policy, threshold, cpu_cost(detector))
     without_face = sum(clip.scores is None for clip in clips)
     lines = [
         (f"policy {policy}, threshold {threshold:.3f} for FPR/TPR@thr; {len(clips)} clips "
          f"scored, {without_face} without a face, {len(errors)} unreadable"),
+        calibration,
         "Figures are honest only for models not trained on these clips.",
         "", comparison_table(rows), *errors,
     ]
     return "\n".join(lines)
+
+
+def _calibrated_for_comparison(clips):  # -> tuple[list[ClipScores], str]
+    """The clips at temperatures fitted on other sources where the folder allows folds, else
+    as scored; with a line saying which, since the registry's temperatures may have been fitted
+    on these very clips (the adopted MesoNets' were, on the research data)."""
+    from models.errors import FakewatchError
+    from models.protocol.folds import DEFAULT_FOLDS
+    from models.training.scored_clips import crossfit_calibrated
+
+    try:
+        calibrated = crossfit_calibrated(clips, DEFAULT_FOLDS)
+    except FakewatchError as error:
+        return clips, (f"P(fake) at the registry's temperatures, not cross-fitted ({error}): "
+                       "where those were fitted on these clips, log loss and the @thr columns "
+                       "are in-sample.")
+    return calibrated, (f"P(fake) at temperatures cross-fitted over {DEFAULT_FOLDS} leave-sources-out "
+                        "folds: each clip's fitted on the other folds' clips.")

@@ -29,7 +29,6 @@ from models.datasets import REAL
 from models.protocol.folds import DEFAULT_FOLDS, Fold, leave_sources_out
 from models.protocol.metrics import ProtocolMetrics, VideoScore, auc_of, protocol_metrics
 from models.registry import Registry, ThresholdPresets
-from models.tracking import main_person
 from models.training.adoption_card import AdoptedMember, AdoptionCard
 from models.training.crossval import (
     ClipFaces,
@@ -45,12 +44,7 @@ from models.training.register import (
     update_ensemble_presets,
     update_model_entry,
 )
-
-# Scores hold float64 P(fake): near 0 it keeps the logit down to about -708, but it rounds to 1
-# above a logit of about 37, where the largest P below 1 stands in. A symmetric clip would tie
-# every confidently real crop of an uncalibrated model (a quarter of some MesoNets' crops).
-SMALLEST_P = float(np.finfo(np.float64).tiny)
-LARGEST_P = float(np.nextafter(1.0, 0.0))
+from models.training.scored_clips import clip_faces, raw_logits
 
 
 @dataclass(frozen=True)
@@ -79,23 +73,6 @@ class Adoption:
     temperatures: dict[str, float]
     presets: ThresholdPresets
     folds: list[Fold]
-
-
-def raw_logits(clip: ClipScores, model_id: str) -> np.ndarray:
-    """The model's own logits: the scored P(fake) undone, and the temperature it was scored at."""
-    assert clip.scores is not None
-    p = np.clip(clip.scores.per_model[model_id], SMALLEST_P, LARGEST_P)
-    return (np.log(p) - np.log1p(-p)) * clip.temperatures[model_id]
-
-
-def _faces(clips: Sequence[ClipScores]) -> list[ClipFaces]:
-    """The protocol's per-clip faces; the main person is the most-seen identity."""
-    faces = []
-    for clip in clips:
-        assert clip.scores is not None
-        identities = clip.scores.identities
-        faces.append(ClipFaces(clip.video, np.empty(0), identities, main_person(identities)))
-    return faces
 
 
 def _auc(scores: Sequence[VideoScore]) -> float:
@@ -161,7 +138,7 @@ def adopt(clips: Sequence[ClipScores], candidates: dict[str, Sequence[str]],
         raise TrainingDataError(f"models {missing} were not scored on these clips")
     videos = [clip.video for clip in usable]
     fold_list = leave_sources_out(videos, folds)
-    faces = _faces(usable)
+    faces = clip_faces(usable)
     oof = OutOfFold({m: [raw_logits(c, m) for c in usable] for m in every_model},
                     fold_index(videos, fold_list))
     nested, chosen_per_fold = _nested(usable, candidates, faces, oof)
